@@ -1,0 +1,210 @@
+"""`create_app(settings)`: routes, the edge middleware, and `cleanup_ctx` for every resource."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from gateway import admin, auth, pipeline, proxy
+from gateway.admin import READY, SERVICES
+from gateway.cache import CacheError, Store, open_store
+from gateway.config import Settings
+from gateway.errors import GatewayError, internal
+from gateway.lanes import LaneLimits, LocalLanes
+from gateway.logs import get_logger
+from gateway.metrics import Metrics
+from gateway.pipeline import OUTCOME, Outcome, Services
+from gateway.routing import Route, classify
+from gateway.upstream import Upstream, UpstreamFailure
+
+REQUEST_ID = "gateway.request_id"
+ROUTE = "gateway.route"
+CACHE_STATS_INTERVAL = 15.0
+UPLOAD_ROUTE = Route("upload", "gemini")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = get_logger()
+
+
+def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.server.max_body_bytes,
+                          middlewares=[edge], handler_args={"max_field_size": 65536})
+    app[READY] = {"ready": False}
+    app.cleanup_ctx.append(_services(settings, registry))
+    admin.add_routes(app, settings.metrics.path)
+    app.router.add_route("*", f"{proxy.UPLOAD_PREFIX}{{token}}/{{tail:.*}}", upload_chunk)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.on_response_prepare.append(_stamp_request_id)
+    return app
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    route = classify(request.method, request.path)
+    request[ROUTE] = route
+    services = request.app[SERVICES]
+    if route.is_generate:
+        return await pipeline.handle(request, route, services)
+    relayed = await proxy.forward(request, route, services.upstream, services.secret,
+                                  services.settings.upstream.api_key)
+    _outcome(request).upstream_status = relayed.response.status
+    return relayed.response
+
+
+async def upload_chunk(request: web.Request) -> web.StreamResponse:
+    request[ROUTE] = UPLOAD_ROUTE
+    services = request.app[SERVICES]
+    relayed = await proxy.forward_upload_chunk(request, services.upstream, services.secret)
+    _outcome(request).upstream_status = relayed.response.status
+    return relayed.response
+
+
+def _outcome(request: web.Request) -> Outcome:
+    outcome: Outcome = request[OUTCOME]
+    return outcome
+
+
+@web.middleware
+async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, timing, error rendering, access log and request metrics."""
+    request[REQUEST_ID] = request.headers.get("x-request-id") or uuid.uuid4().hex
+    if request.path.startswith(admin.PREFIX + "/") and not request.path.startswith(
+            proxy.UPLOAD_PREFIX):
+        return await _render(request, handler)
+    services = request.app[SERVICES]
+    if request.path == services.settings.metrics.path:
+        return await _render(request, handler)
+    request[OUTCOME] = outcome = Outcome()
+    started = time.monotonic()
+    services.metrics.in_flight.inc()
+    response: web.StreamResponse | None = None
+    try:
+        response = await _render(request, handler)
+        return response
+    finally:
+        services.metrics.in_flight.dec()
+        _account(request, services, outcome, response, time.monotonic() - started)
+
+
+async def _render(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        if isinstance(exc, UpstreamFailure) and OUTCOME in request:
+            request[OUTCOME].failure = exc.kind
+        return exc.response()
+    except web.HTTPException as exc:
+        return GatewayError(exc.status, "HTTP_" + str(exc.status), exc.reason).response()
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unhandled_error", request_id=request[REQUEST_ID], path=request.path)
+        return internal().response()
+
+
+def _account(request: web.Request, services: Services, outcome: Outcome,
+             response: web.StreamResponse | None, seconds: float) -> None:
+    metrics = services.metrics
+    route: Route = request.get(ROUTE) or classify(request.method, request.path)
+    model = metrics.model(route.model)
+    status = response.status if response is not None else 499
+    bytes_out = _bytes_out(response)
+    bytes_in = request.content_length or 0
+    metrics.requests.labels(route.operation, model, str(status), outcome.cache).inc()
+    metrics.request_duration.labels(route.operation, model, outcome.cache).observe(seconds)
+    metrics.request_bytes.labels(route.operation).observe(bytes_in)
+    metrics.response_bytes.labels(route.operation).observe(bytes_out)
+    if outcome.failure is not None:
+        metrics.upstream_errors.labels(outcome.failure).inc()
+    elif outcome.upstream_status is not None and outcome.upstream_status >= 400:
+        metrics.upstream_errors.labels(f"{outcome.upstream_status // 100}xx").inc()
+    log.info("request", request_id=request[REQUEST_ID], method=request.method,
+             operation=route.operation, model=route.model or None, status=status,
+             duration_ms=round(seconds * 1000, 2), bytes_in=bytes_in, bytes_out=bytes_out,
+             cache=outcome.cache, queue_wait_ms=_round(outcome.queue_wait_ms),
+             upstream_ms=_round(outcome.upstream_ms), retries=outcome.retries)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _bytes_out(response: web.StreamResponse | None) -> int:
+    if response is None:
+        return 0
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        return len(response.body)
+    return response.body_length
+
+
+async def _stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    if REQUEST_ID in request:
+        response.headers["x-request-id"] = request[REQUEST_ID]
+
+
+def _services(settings: Settings, registry: CollectorRegistry | None
+              ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        metrics = Metrics(settings.metrics.models, registry)
+        upstream = Upstream(settings.upstream)
+        await upstream.open()
+        store = _open_store(settings, metrics)
+        lanes = LocalLanes(LaneLimits(
+            per_lane_concurrency=settings.lanes.per_lane_concurrency,
+            max_waiting_per_lane=settings.lanes.max_waiting_per_lane,
+            max_waiting_total=settings.lanes.max_waiting_total,
+            max_queued_bytes=settings.lanes.max_queued_bytes,
+            max_wait_seconds=settings.lanes.max_wait_seconds))
+        metrics.watch_lanes(lambda: lanes.snapshot().waiting, lambda: lanes.snapshot().busy_lanes)
+        app[SERVICES] = Services(settings, upstream, lanes, store, _secret(settings), metrics, {})
+        refresher = asyncio.create_task(_refresh_cache_gauges(store, metrics))
+        app[READY]["ready"] = True
+        try:
+            yield
+        finally:
+            app[READY]["ready"] = False
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            if store is not None:
+                await store.close()
+            await upstream.close()
+    return ctx
+
+
+def _open_store(settings: Settings, metrics: Metrics) -> Store | None:
+    """An unusable cache never stops the gateway: it logs, counts, and runs uncached."""
+    cache = settings.cache
+    if cache.backend == "off":
+        return None
+    try:
+        return open_store(cache.backend, dir=cache.dir, max_bytes=cache.max_bytes,
+                          ttl_seconds=cache.ttl_seconds)
+    except CacheError as exc:
+        metrics.cache_errors.labels("open").inc()
+        log.error("cache_unavailable", backend=cache.backend, error=str(exc))
+        return None
+
+
+def _secret(settings: Settings) -> bytes:
+    try:
+        return auth.load_or_create_secret(settings.cache)
+    except OSError as exc:
+        log.warning("secret_not_persisted", error=exc.strerror)
+        return auth.load_or_create_secret(settings.replace("cache", backend="memory").cache)
+
+
+async def _refresh_cache_gauges(store: Store | None, metrics: Metrics) -> None:
+    while store is not None:
+        try:
+            stats = await store.stats()
+            metrics.cache_entries.set(stats.entries)
+            metrics.cache_size.set(stats.size_bytes)
+        except CacheError:
+            metrics.cache_errors.labels("stats").inc()
+        await asyncio.sleep(CACHE_STATS_INTERVAL)

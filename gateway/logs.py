@@ -1,0 +1,69 @@
+"""structlog setup: one JSON (or console) line per event, with secrets scrubbed last.
+
+The access log only ever receives fields we choose, but a redaction processor still runs
+over every string so that an API key, bearer token or base64 payload that slips into a
+message (an exception text, say) never reaches the output.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+_SECRETS = [
+    (re.compile(r"AIza[0-9A-Za-z_\-]{20,}"), "AIza***"),
+    (re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), r"\1***"),
+    (re.compile(r"(?i)([?&](?:key|access_token)=)[^&\s\"']+"), r"\1***"),
+    (re.compile(r"(?i)(x-goog-api-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"), r"\1***"),
+    (re.compile(r"[A-Za-z0-9+/_\-]{200,}={0,2}"), "<base64 elided>"),
+]
+
+
+def redact_text(text: str) -> str:
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: _redact(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redact(item) for item in value)
+    return value
+
+
+def redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """structlog processor: scrub secrets and payloads from every value."""
+    return {key: _redact(value) for key, value in event.items()}
+
+
+def configure(log_format: str = "json", level: str = "info") -> None:
+    """Configure structlog once for the process."""
+    processors: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact,
+    ]
+    renderer: Processor = (structlog.processors.JSONRenderer() if log_format == "json"
+                           else structlog.dev.ConsoleRenderer(colors=False))
+    structlog.configure(
+        processors=[*processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger() -> Any:
+    return structlog.get_logger("gemini_gateway")

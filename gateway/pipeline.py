@@ -1,0 +1,267 @@
+"""The generate path, and only it: parse, look up, wait for lanes, call upstream, cache.
+
+`lane_keys` are the reference-image fingerprints (when the model is serialized) plus the
+cache key (when the call is cacheable). One mechanism gives both properties: calls that
+share an image never overlap upstream, and identical calls wait for the first and are
+answered from the cache (request coalescing) instead of all going upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gateway import auth, gemini
+from gateway.cache import CacheError, CorruptEntry, Entry, Store, decode, encode
+from gateway.cache.policy import Capture, DirectiveError, Directives, matches, parse_directives
+from gateway.config import Settings
+from gateway.errors import GatewayError, bad_request, body_too_large
+from gateway.lanes import Lanes, QueueRejected
+from gateway.logs import get_logger
+from gateway.metrics import Metrics
+from gateway.proxy import request_headers
+from gateway.relay import Relayed, relay
+from gateway.routing import Route
+from gateway.upstream import Upstream
+
+OUTCOME = "gateway.outcome"
+PARSE_OFF_LOOP_BYTES = 4 * 1024 * 1024
+_CACHE_HEADER = "x-gateway-cache"
+_WAIT_HEADER = "x-gateway-queue-wait-ms"
+log = get_logger()
+
+
+@dataclass
+class Services:
+    """What the pipeline works with; built once per app by `app.create_app`."""
+
+    settings: Settings
+    upstream: Upstream
+    lanes: Lanes
+    store: Store | None
+    secret: bytes
+    metrics: Metrics
+    rotation: dict[str, int]
+
+
+@dataclass
+class Outcome:
+    """What happened to one request, for the access log and metrics."""
+
+    cache: str = "off"
+    queue_wait_ms: float | None = None
+    upstream_ms: float | None = None
+    upstream_status: int | None = None
+    failure: str | None = None
+    retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    route: Route
+    body: bytes
+    fingerprints: tuple[str, ...]
+    key: str | None
+    directives: Directives
+    serialize: bool
+
+
+async def handle(request: web.Request, route: Route, services: Services) -> web.StreamResponse:
+    outcome: Outcome = request[OUTCOME]
+    call = await _prepare(request, route, services)
+    if call.key is None:
+        outcome.cache = "off" if services.store is None else "bypass"
+    if call.key is not None and not call.directives.no_cache:
+        entry = await _lookup(services, call)
+        if entry is not None:
+            outcome.cache = "hit"
+            return await _replay(request, entry, services, outcome)
+    lane_keys = (call.fingerprints if call.serialize else ()) + ((call.key,) if call.key else ())
+    try:
+        async with services.lanes.hold(lane_keys, size=len(call.body)) as held:
+            if call.serialize:
+                outcome.queue_wait_ms = held.wait_seconds * 1000
+                services.metrics.queue_wait.labels(services.metrics.model(route.model)).observe(
+                    held.wait_seconds)
+            if call.key is not None and not call.directives.no_cache:
+                entry = await _lookup(services, call)
+                if entry is not None:
+                    outcome.cache = "coalesced"
+                    return await _replay(request, entry, services, outcome)
+            if call.key is not None:
+                outcome.cache = "bypass" if call.directives.no_cache else "miss"
+            return await _call_upstream(request, call, services, outcome)
+    except QueueRejected as exc:
+        services.metrics.queue_rejections.labels(exc.reason).inc()
+        code = 503 if exc.reason == "timeout" else 429
+        raise GatewayError(code, f"QUEUE_{exc.reason.upper()}", str(exc),
+                           retry_after=exc.retry_after) from None
+    except asyncio.CancelledError:
+        if outcome.upstream_status is None:
+            services.metrics.queue_rejections.labels("client_gone").inc()
+        raise
+    finally:
+        if outcome.cache != "off":
+            services.metrics.cache_lookups.labels(outcome.cache).inc()
+
+
+async def _prepare(request: web.Request, route: Route, services: Services) -> Call:
+    settings = services.settings
+    try:
+        directives = parse_directives(request.headers.get("Cache-Control"),
+                                      request.headers.get("x-gateway-cache-variants"))
+    except DirectiveError as exc:
+        raise bad_request(str(exc), "BAD_CACHE_DIRECTIVE") from None
+    body = await _read_body(request, settings.server.max_body_bytes)
+    if len(body) > PARSE_OFF_LOOP_BYTES:
+        parsed = await asyncio.to_thread(gemini.parse_body, body)
+    else:
+        parsed = gemini.parse_body(body)
+    serialize = matches(route.model, settings.lanes.models)
+    key = None
+    cacheable = (services.store is not None and not directives.no_store
+                 and parsed.canonical is not None and matches(route.model, settings.cache.models))
+    if cacheable and parsed.canonical is not None:
+        scope = auth.scope(services.secret, auth.credential(request))
+        key = gemini.cache_key(operation=_operation(request, route), api_version=route.version,
+                               model=route.model, scope=scope, canonical=parsed.canonical)
+        key = _variant(services, key, directives.variants)
+    return Call(route, body, parsed.fingerprints, key, directives, serialize)
+
+
+def _operation(request: web.Request, route: Route) -> str:
+    """SSE and JSON-array streams are different answers to the same call."""
+    if route.kind == "stream_generate":
+        return f"stream:{request.query.get('alt', 'json')}"
+    return route.kind
+
+
+def _variant(services: Services, key: str, variants: int) -> str:
+    """With N variants, hand out the N answers of one request in turn."""
+    if variants <= 1:
+        return key
+    rotation = services.rotation
+    turn = rotation.pop(key, -1) + 1
+    rotation[key] = turn
+    if len(rotation) > 10_000:
+        del rotation[next(iter(rotation))]
+    return f"{key}#{turn % variants}"
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise body_too_large(limit)
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise body_too_large(limit) from None
+
+
+async def _lookup(services: Services, call: Call) -> Entry | None:
+    assert services.store is not None and call.key is not None
+    try:
+        data = await services.store.get(call.key)
+        if data is None:
+            return None
+        entry = decode(data)
+    except CorruptEntry:
+        services.metrics.cache_errors.labels("corrupt").inc()
+        log.warning("cache_entry_corrupt", key_prefix=call.key[:8])
+        await _safe_delete(services, call.key)
+        return None
+    except CacheError as exc:
+        services.metrics.cache_errors.labels("read").inc()
+        log.warning("cache_read_failed", error=str(exc))
+        return None
+    max_age = call.directives.max_age
+    if max_age is not None and entry.age(time.time()) > max_age:
+        return None
+    return entry
+
+
+async def _safe_delete(services: Services, key: str) -> None:
+    assert services.store is not None
+    try:
+        await services.store.delete(key)
+    except CacheError:
+        services.metrics.cache_errors.labels("delete").inc()
+
+
+async def _replay(request: web.Request, entry: Entry, services: Services,
+                  outcome: Outcome) -> web.StreamResponse:
+    headers = dict(entry.headers)
+    headers[_CACHE_HEADER] = outcome.cache.upper()
+    headers["Age"] = str(int(entry.age(time.time())))
+    if outcome.queue_wait_ms is not None:
+        headers[_WAIT_HEADER] = f"{outcome.queue_wait_ms:.0f}"
+    size = sum(map(len, entry.chunks))
+    services.metrics.cache_saved_bytes.inc(size)
+    if entry.kind == "body":
+        return web.Response(status=entry.status, body=entry.chunks[0], headers=headers)
+    out = web.StreamResponse(status=entry.status, headers=headers)
+    await out.prepare(request)
+    for chunk in entry.chunks:
+        await out.write(chunk)
+    await out.write_eof()
+    return out
+
+
+async def _call_upstream(request: web.Request, call: Call, services: Services,
+                         outcome: Outcome) -> web.StreamResponse:
+    route, upstream = call.route, services.upstream
+    headers = request_headers(request, services.settings.upstream.api_key)
+    # Identity encoding: the cache and the SSE tee need the bytes the model produced.
+    headers["Accept-Encoding"] = "identity"
+    headers["Content-Length"] = str(len(call.body))
+    url = upstream.base_url(route.api) + request.raw_path
+    extra = {_CACHE_HEADER: outcome.cache.upper()}
+    if outcome.queue_wait_ms is not None:
+        extra[_WAIT_HEADER] = f"{outcome.queue_wait_ms:.0f}"
+    streaming = route.kind == "stream_generate"
+    capture = _capture(call, request, services)
+    started = time.monotonic()
+    resp = await upstream.send("POST", url, headers, call.body)
+    async with resp:
+        outcome.upstream_status = resp.status
+        relayed = await relay(request, resp, upstream, extra_headers=extra, sink=capture,
+                              streaming=streaming, started=started)
+        _observe_upstream(services, call, outcome, relayed, time.monotonic() - started)
+        if not relayed.complete:
+            outcome.failure = "reset"
+        elif capture is not None and call.key is not None:
+            entry = capture.entry(resp.status, dict(resp.headers), route.model, time.time())
+            if entry is not None:
+                await _store(services, call.key, entry)
+        return relayed.response
+
+
+def _capture(call: Call, request: web.Request, services: Services) -> Capture | None:
+    if call.key is None:
+        return None
+    kind: Any = "body"
+    if call.route.kind == "stream_generate":
+        kind = "sse" if request.query.get("alt") == "sse" else "array"
+    return Capture(kind, limit=max(1, services.settings.cache.max_bytes // 4))
+
+
+def _observe_upstream(services: Services, call: Call, outcome: Outcome, relayed: Relayed,
+                      seconds: float) -> None:
+    metrics = services.metrics
+    model = metrics.model(call.route.model)
+    outcome.upstream_ms = seconds * 1000
+    metrics.upstream_duration.labels(call.route.kind, model).observe(seconds)
+    if call.route.kind == "stream_generate" and relayed.first_byte_seconds is not None:
+        metrics.upstream_ttfb.labels(model).observe(relayed.first_byte_seconds)
+
+
+async def _store(services: Services, key: str, entry: Entry) -> None:
+    assert services.store is not None
+    try:
+        await services.store.put(key, encode(entry), model=entry.model, created_at=entry.created_at)
+    except CacheError as exc:
+        services.metrics.cache_errors.labels("write").inc()
+        log.warning("cache_write_failed", error=str(exc))
