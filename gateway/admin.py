@@ -44,13 +44,15 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def lanes_view(request: web.Request) -> web.Response:
     snap = request.app[SERVICES].lanes.snapshot()
-    return web.json_response({
-        "busy_lanes": snap.busy_lanes,
-        "waiting": snap.waiting,
-        "queued_bytes": snap.queued_bytes,
-        "longest_wait_seconds": round(snap.longest_wait_seconds, 3),
-        "lanes": [dataclasses.asdict(lane) for lane in snap.lanes],
-    })
+    return web.json_response(
+        {
+            "busy_lanes": snap.busy_lanes,
+            "waiting": snap.waiting,
+            "queued_bytes": snap.queued_bytes,
+            "longest_wait_seconds": round(snap.longest_wait_seconds, 3),
+            "lanes": [dataclasses.asdict(lane) for lane in snap.lanes],
+        }
+    )
 
 
 async def metrics_view(request: web.Request) -> web.Response:
@@ -78,8 +80,11 @@ async def cache_purge(request: web.Request) -> web.Response:
     _require_admin(request, services.settings.admin.token)
     if services.store is None:
         return web.json_response({"removed": 0, "backend": "off"})
-    flt = purge_filter(request.query.get("model"), request.query.get("older_than"),
-                       request.query.get("all", "").lower() in ("1", "true", "yes"))
+    flt = purge_filter(
+        request.query.get("model"),
+        request.query.get("older_than"),
+        request.query.get("all", "").lower() in ("1", "true", "yes"),
+    )
     try:
         removed = await services.store.purge(flt)
     except CacheError as exc:
@@ -90,25 +95,34 @@ async def cache_purge(request: web.Request) -> web.Response:
 def purge_filter(model: str | None, older_than: str | None, purge_all: bool) -> PurgeFilter:
     """Refuse an unfiltered purge unless `all` is explicit: it is too easy to do by mistake."""
     if not (model or older_than or purge_all):
-        raise bad_request("purge needs model=GLOB, older_than=DURATION (e.g. 7d, 12h) or all=true",
-                          "PURGE_FILTER_MISSING")
-    return PurgeFilter(model_glob=model or None,
-                       older_than_seconds=parse_duration(older_than) if older_than else None)
+        raise bad_request(
+            "purge needs model=GLOB, older_than=DURATION (e.g. 7d, 12h) or all=true",
+            "PURGE_FILTER_MISSING",
+        )
+    return PurgeFilter(
+        model_glob=model or None,
+        older_than_seconds=parse_duration(older_than) if older_than else None,
+    )
 
 
 def parse_duration(text: str) -> float:
     match = _DURATION.match(text.strip())
     if match is None:
-        raise bad_request(f"older_than must look like 90s, 30m, 12h or 7d, got {text!r}",
-                          "BAD_DURATION")
+        raise bad_request(
+            f"older_than must look like 90s, 30m, 12h or 7d, got {text!r}", "BAD_DURATION"
+        )
     return float(match[1]) * _UNITS[match[2]]
 
 
 def _require_admin(request: web.Request, token: str) -> None:
     if not token:
-        raise GatewayError(403, "ADMIN_DISABLED",
-                           "Admin writes are off: set admin.token (GEMINI_GATEWAY_ADMIN_TOKEN).")
+        raise GatewayError(
+            403,
+            "ADMIN_DISABLED",
+            "Admin writes are off: set admin.token (GEMINI_GATEWAY_ADMIN_TOKEN).",
+        )
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(given.encode(), token.encode()):
-        raise GatewayError(401, "ADMIN_TOKEN_INVALID",
-                           "Send the admin token as 'Authorization: Bearer <token>'.")
+        raise GatewayError(
+            401, "ADMIN_TOKEN_INVALID", "Send the admin token as 'Authorization: Bearer <token>'."
+        )

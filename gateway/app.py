@@ -23,8 +23,8 @@ from gateway.pipeline import OUTCOME, Outcome, Services
 from gateway.routing import Route, classify
 from gateway.upstream import Upstream, UpstreamFailure
 
-REQUEST_ID = "gateway.request_id"
-ROUTE = "gateway.route"
+REQUEST_ID = web.RequestKey("request_id", str)
+ROUTE = web.RequestKey("route", Route)
 CACHE_STATS_INTERVAL = 15.0
 UPLOAD_ROUTE = Route("upload", "gemini")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -32,8 +32,11 @@ log = get_logger()
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
-    app = web.Application(client_max_size=settings.server.max_body_bytes,
-                          middlewares=[edge], handler_args={"max_field_size": 65536})
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[edge],
+        handler_args={"max_field_size": 65536},
+    )
     app[READY] = {"ready": False}
     app.cleanup_ctx.append(_services(settings, registry))
     admin.add_routes(app, settings.metrics.path)
@@ -49,8 +52,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     if route.is_generate:
         return await pipeline.handle(request, route, services)
-    relayed = await proxy.forward(request, route, services.upstream, services.secret,
-                                  services.settings.upstream.api_key)
+    relayed = await proxy.forward(
+        request, route, services.upstream, services.secret, services.settings.upstream.api_key
+    )
     _outcome(request).upstream_status = relayed.response.status
     return relayed.response
 
@@ -64,8 +68,7 @@ async def upload_chunk(request: web.Request) -> web.StreamResponse:
 
 
 def _outcome(request: web.Request) -> Outcome:
-    outcome: Outcome = request[OUTCOME]
-    return outcome
+    return request[OUTCOME]
 
 
 @web.middleware
@@ -73,7 +76,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, timing, error rendering, access log and request metrics."""
     request[REQUEST_ID] = request.headers.get("x-request-id") or uuid.uuid4().hex
     if request.path.startswith(admin.PREFIX + "/") and not request.path.startswith(
-            proxy.UPLOAD_PREFIX):
+        proxy.UPLOAD_PREFIX
+    ):
         return await _render(request, handler)
     services = request.app[SERVICES]
     if request.path == services.settings.metrics.path:
@@ -106,8 +110,13 @@ async def _render(request: web.Request, handler: Handler) -> web.StreamResponse:
         return internal().response()
 
 
-def _account(request: web.Request, services: Services, outcome: Outcome,
-             response: web.StreamResponse | None, seconds: float) -> None:
+def _account(
+    request: web.Request,
+    services: Services,
+    outcome: Outcome,
+    response: web.StreamResponse | None,
+    seconds: float,
+) -> None:
     metrics = services.metrics
     route: Route = request.get(ROUTE) or classify(request.method, request.path)
     model = metrics.model(route.model)
@@ -122,11 +131,21 @@ def _account(request: web.Request, services: Services, outcome: Outcome,
         metrics.upstream_errors.labels(outcome.failure).inc()
     elif outcome.upstream_status is not None and outcome.upstream_status >= 400:
         metrics.upstream_errors.labels(f"{outcome.upstream_status // 100}xx").inc()
-    log.info("request", request_id=request[REQUEST_ID], method=request.method,
-             operation=route.operation, model=route.model or None, status=status,
-             duration_ms=round(seconds * 1000, 2), bytes_in=bytes_in, bytes_out=bytes_out,
-             cache=outcome.cache, queue_wait_ms=_round(outcome.queue_wait_ms),
-             upstream_ms=_round(outcome.upstream_ms), retries=outcome.retries)
+    log.info(
+        "request",
+        request_id=request[REQUEST_ID],
+        method=request.method,
+        operation=route.operation,
+        model=route.model or None,
+        status=status,
+        duration_ms=round(seconds * 1000, 2),
+        bytes_in=bytes_in,
+        bytes_out=bytes_out,
+        cache=outcome.cache,
+        queue_wait_ms=_round(outcome.queue_wait_ms),
+        upstream_ms=_round(outcome.upstream_ms),
+        retries=outcome.retries,
+    )
 
 
 def _round(value: float | None) -> float | None:
@@ -146,20 +165,24 @@ async def _stamp_request_id(request: web.Request, response: web.StreamResponse) 
         response.headers["x-request-id"] = request[REQUEST_ID]
 
 
-def _services(settings: Settings, registry: CollectorRegistry | None
-              ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+def _services(
+    settings: Settings, registry: CollectorRegistry | None
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         metrics = Metrics(settings.metrics.models, registry)
         upstream = Upstream(settings.upstream)
         await upstream.open()
-        store = _open_store(settings, metrics)
-        lanes = LocalLanes(LaneLimits(
-            per_lane_concurrency=settings.lanes.per_lane_concurrency,
-            max_waiting_per_lane=settings.lanes.max_waiting_per_lane,
-            max_waiting_total=settings.lanes.max_waiting_total,
-            max_queued_bytes=settings.lanes.max_queued_bytes,
-            max_wait_seconds=settings.lanes.max_wait_seconds))
+        store = await _open_store(settings, metrics)
+        lanes = LocalLanes(
+            LaneLimits(
+                per_lane_concurrency=settings.lanes.per_lane_concurrency,
+                max_waiting_per_lane=settings.lanes.max_waiting_per_lane,
+                max_waiting_total=settings.lanes.max_waiting_total,
+                max_queued_bytes=settings.lanes.max_queued_bytes,
+                max_wait_seconds=settings.lanes.max_wait_seconds,
+            )
+        )
         metrics.watch_lanes(lambda: lanes.snapshot().waiting, lambda: lanes.snapshot().busy_lanes)
         app[SERVICES] = Services(settings, upstream, lanes, store, _secret(settings), metrics, {})
         refresher = asyncio.create_task(_refresh_cache_gauges(store, metrics))
@@ -174,18 +197,24 @@ def _services(settings: Settings, registry: CollectorRegistry | None
             if store is not None:
                 await store.close()
             await upstream.close()
+
     return ctx
 
 
-def _open_store(settings: Settings, metrics: Metrics) -> Store | None:
+async def _open_store(settings: Settings, metrics: Metrics) -> Store | None:
     """An unusable cache never stops the gateway: it logs, counts, and runs uncached."""
     cache = settings.cache
     if cache.backend == "off":
         return None
+    store = open_store(
+        cache.backend, dir=cache.dir, max_bytes=cache.max_bytes, ttl_seconds=cache.ttl_seconds
+    )
     try:
-        return open_store(cache.backend, dir=cache.dir, max_bytes=cache.max_bytes,
-                          ttl_seconds=cache.ttl_seconds)
+        await store.stats()  # opens the backend now, so a bad directory shows at start-up
+        return store
     except CacheError as exc:
+        with contextlib.suppress(CacheError):
+            await store.close()
         metrics.cache_errors.labels("open").inc()
         log.error("cache_unavailable", backend=cache.backend, error=str(exc))
         return None

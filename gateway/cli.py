@@ -26,8 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (server.host)")
     serve.add_argument("--port", type=int, help="listen port (server.port)")
     serve.add_argument("--log-format", choices=("json", "console"), help="server.log_format")
-    serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
-                       help="server.log_level")
+    serve.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), help="server.log_level"
+    )
     check = sub.add_parser("check-config", help="print the effective settings, secrets masked")
     _config_arg(check)
     cache = sub.add_parser("cache", help="inspect or purge the response cache")
@@ -42,8 +43,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=os.environ.get(CONFIG_ENV),
-                        help=f"TOML settings file (default: ${CONFIG_ENV}, else built-in defaults)")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get(CONFIG_ENV),
+        help=f"TOML settings file (default: ${CONFIG_ENV}, else built-in defaults)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,27 +72,42 @@ async def cache_command(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.errors import GatewayError
 
     if settings.cache.backend != "disk":
-        print(f"gemini-gateway: cache.backend is {settings.cache.backend!r}; only the disk "
-              "cache outlives the process (use /_gateway/cache on a running gateway)",
-              file=sys.stderr)
+        print(
+            f"gemini-gateway: cache.backend is {settings.cache.backend!r}; only the disk "
+            "cache outlives the process (use /_gateway/cache on a running gateway)",
+            file=sys.stderr,
+        )
         return 2
     try:
-        store = open_store("disk", dir=settings.cache.dir, max_bytes=settings.cache.max_bytes,
-                           ttl_seconds=settings.cache.ttl_seconds)
+        store = open_store(
+            "disk",
+            dir=settings.cache.dir,
+            max_bytes=settings.cache.max_bytes,
+            ttl_seconds=settings.cache.ttl_seconds,
+        )
         try:
             if args.cache_command == "stats":
                 stats = await store.stats()
-                print(json.dumps({"backend": "disk", "dir": settings.cache.dir,
-                                  "entries": stats.entries, "size_bytes": stats.size_bytes,
-                                  "max_bytes": stats.max_bytes}, indent=2))
+                print(
+                    json.dumps(
+                        {
+                            "backend": "disk",
+                            "dir": settings.cache.dir,
+                            "entries": stats.entries,
+                            "size_bytes": stats.size_bytes,
+                            "max_bytes": stats.max_bytes,
+                        },
+                        indent=2,
+                    )
+                )
                 return 0
             if not (args.model or args.older_than or args.all):
-                print("gemini-gateway: purge needs --model, --older-than or --all",
-                      file=sys.stderr)
+                print("gemini-gateway: purge needs --model, --older-than or --all", file=sys.stderr)
                 return 2
             older = parse_duration(args.older_than) if args.older_than else None
-            removed = await store.purge(PurgeFilter(model_glob=args.model,
-                                                    older_than_seconds=older))
+            removed = await store.purge(
+                PurgeFilter(model_glob=args.model, older_than_seconds=older)
+            )
             print(json.dumps({"removed": removed}))
             return 0
         finally:
@@ -102,21 +121,39 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from gateway import logs
     from gateway.app import create_app
 
-    server = {key: value for key, value in (("host", args.host), ("port", args.port),
-                                            ("log_format", args.log_format),
-                                            ("log_level", args.log_level)) if value is not None}
+    server = {
+        key: value
+        for key, value in (
+            ("host", args.host),
+            ("port", args.port),
+            ("log_format", args.log_format),
+            ("log_level", args.log_level),
+        )
+        if value is not None
+    }
     if server:
         settings = settings.replace("server", **server)
     logs.configure(settings.server.log_format, settings.server.log_level)
     loop_factory = _uvloop_factory()
-    logs.get_logger().info("starting", version=__version__, host=settings.server.host,
-                           port=settings.server.port, upstream=settings.upstream.url,
-                           cache=settings.cache.backend,
-                           event_loop="uvloop" if loop_factory else "asyncio")
-    web.run_app(create_app(settings), host=settings.server.host, port=settings.server.port,
-                print=None, access_log=None, handler_cancellation=True,
-                shutdown_timeout=settings.server.shutdown_timeout_seconds,
-                loop=loop_factory() if loop_factory else None)
+    logs.get_logger().info(
+        "starting",
+        version=__version__,
+        host=settings.server.host,
+        port=settings.server.port,
+        upstream=settings.upstream.url,
+        cache=settings.cache.backend,
+        event_loop="uvloop" if loop_factory else "asyncio",
+    )
+    web.run_app(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        print=None,
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=settings.server.shutdown_timeout_seconds,
+        loop=loop_factory() if loop_factory else None,
+    )
     return 0
 
 

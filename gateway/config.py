@@ -43,10 +43,18 @@ class ServerSettings:
     def validate(self) -> None:
         _check(1 <= self.port <= 65535, "server.port", self.port, "must be 1..65535")
         _check(self.max_body_bytes > 0, "server.max_body_bytes", self.max_body_bytes, "must be > 0")
-        _check(self.log_format in ("json", "console"), "server.log_format", self.log_format,
-               "must be json or console")
-        _check(self.log_level.lower() in ("debug", "info", "warning", "error"),
-               "server.log_level", self.log_level, "must be debug, info, warning or error")
+        _check(
+            self.log_format in ("json", "console"),
+            "server.log_format",
+            self.log_format,
+            "must be json or console",
+        )
+        _check(
+            self.log_level.lower() in ("debug", "info", "warning", "error"),
+            "server.log_level",
+            self.log_level,
+            "must be debug, info, warning or error",
+        )
 
 
 @dataclass(frozen=True)
@@ -62,15 +70,31 @@ class UpstreamSettings:
     def validate(self) -> None:
         for key in ("url", "vertex_url"):
             value = getattr(self, key)
-            _check(value.startswith(("http://", "https://")), f"upstream.{key}", value,
-                   "must be an http(s) URL")
-        _check(self.connect_timeout_seconds > 0, "upstream.connect_timeout_seconds",
-               self.connect_timeout_seconds, "must be > 0")
-        _check(self.read_timeout_seconds > 0, "upstream.read_timeout_seconds",
-               self.read_timeout_seconds, "must be > 0")
+            _check(
+                value.startswith(("http://", "https://")),
+                f"upstream.{key}",
+                value,
+                "must be an http(s) URL",
+            )
+        _check(
+            self.connect_timeout_seconds > 0,
+            "upstream.connect_timeout_seconds",
+            self.connect_timeout_seconds,
+            "must be > 0",
+        )
+        _check(
+            self.read_timeout_seconds > 0,
+            "upstream.read_timeout_seconds",
+            self.read_timeout_seconds,
+            "must be > 0",
+        )
         _check(self.pool_size >= 1, "upstream.pool_size", self.pool_size, "must be >= 1")
-        _check(0 <= self.connect_retries <= 10, "upstream.connect_retries", self.connect_retries,
-               "must be 0..10")
+        _check(
+            0 <= self.connect_retries <= 10,
+            "upstream.connect_retries",
+            self.connect_retries,
+            "must be 0..10",
+        )
 
 
 @dataclass(frozen=True)
@@ -83,11 +107,19 @@ class LanesSettings:
     max_wait_seconds: float = 600.0
 
     def validate(self) -> None:
-        for key in ("per_lane_concurrency", "max_waiting_per_lane", "max_waiting_total",
-                    "max_queued_bytes"):
+        for key in (
+            "per_lane_concurrency",
+            "max_waiting_per_lane",
+            "max_waiting_total",
+            "max_queued_bytes",
+        ):
             _check(getattr(self, key) >= 1, f"lanes.{key}", getattr(self, key), "must be >= 1")
-        _check(self.max_wait_seconds > 0, "lanes.max_wait_seconds", self.max_wait_seconds,
-               "must be > 0")
+        _check(
+            self.max_wait_seconds > 0,
+            "lanes.max_wait_seconds",
+            self.max_wait_seconds,
+            "must be > 0",
+        )
 
 
 @dataclass(frozen=True)
@@ -100,8 +132,12 @@ class CacheSettings:
     secret: str = ""
 
     def validate(self) -> None:
-        _check(self.backend in ("disk", "memory", "off"), "cache.backend", self.backend,
-               "must be disk, memory or off")
+        _check(
+            self.backend in ("disk", "memory", "off"),
+            "cache.backend",
+            self.backend,
+            "must be disk, memory or off",
+        )
         _check(self.max_bytes >= 1, "cache.max_bytes", self.max_bytes, "must be >= 1")
         _check(self.ttl_seconds > 0, "cache.ttl_seconds", self.ttl_seconds, "must be > 0")
 
@@ -128,8 +164,12 @@ class AdminSettings:
     token: str = ""
 
     def validate(self) -> None:
-        _check(not self.token or len(self.token) >= 16, "admin.token", "***",
-               "must be empty (admin writes off) or at least 16 characters")
+        _check(
+            not self.token or len(self.token) >= 16,
+            "admin.token",
+            "***",
+            "must be empty (admin writes off) or at least 16 characters",
+        )
 
 
 @dataclass(frozen=True)
@@ -188,7 +228,9 @@ def _convert(raw: Any, hint: Any, key: str, source: str) -> Any:
             return tuple(item.strip() for item in items if item.strip())
     except (TypeError, ValueError):
         shown = "***" if _is_secret_key(key) else repr(raw)
-        raise ConfigError(f"{key} = {shown} (from {source}): not a valid {_type_name(hint)}") from None
+        raise ConfigError(
+            f"{key} = {shown} (from {source}): not a valid {_type_name(hint)}"
+        ) from None
     raise ConfigError(f"{key}: unsupported setting type {hint!r}")
 
 
@@ -205,8 +247,9 @@ def _section_types() -> dict[str, type]:
     return {name: hint for name, hint in get_type_hints(Settings).items()}
 
 
-def load_settings(path: str | Path | None = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Defaults, overlaid by the TOML file (if any), overlaid by the environment."""
     environ = os.environ if environ is None else environ
     values: dict[str, dict[str, tuple[Any, str]]] = {}
@@ -216,8 +259,10 @@ def load_settings(path: str | Path | None = None,
     sections: dict[str, Any] = {}
     for section, cls in _section_types().items():
         hints = get_type_hints(cls)
-        kwargs = {key: _convert(raw, hints[key], f"{section}.{key}", source)
-                  for key, (raw, source) in values.get(section, {}).items()}
+        kwargs = {
+            key: _convert(raw, hints[key], f"{section}.{key}", source)
+            for key, (raw, source) in values.get(section, {}).items()
+        }
         sections[section] = cls(**kwargs)
     return Settings(**sections).validate()
 

@@ -33,8 +33,9 @@ DOMAIN = "gemini-gateway"
 class GatewayError(Exception):
     """An answer the gateway gives instead of the upstream's; `reason` is a short CONSTANT."""
 
-    def __init__(self, code: int, reason: str, message: str,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, code: int, reason: str, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
@@ -46,26 +47,42 @@ class GatewayError(Exception):
         return _STATUS_NAMES.get(self.code, "UNKNOWN")
 
     def body(self) -> dict[str, Any]:
-        details: list[dict[str, Any]] = [{
-            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-            "reason": self.reason,
-            "domain": DOMAIN,
-        }]
+        details: list[dict[str, Any]] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": self.reason,
+                "domain": DOMAIN,
+            }
+        ]
         if self.retry_after is not None:
-            details.append({
-                "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                "retryDelay": f"{self._retry_seconds()}s",
-            })
-        return {"error": {"code": self.code, "message": self.message, "status": self.status,
-                          "details": details}}
+            details.append(
+                {
+                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                    "retryDelay": f"{self._retry_seconds()}s",
+                }
+            )
+        return {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "status": self.status,
+                "details": details,
+            }
+        }
 
     def _retry_seconds(self) -> int:
         return max(1, math.ceil(self.retry_after or 0))
 
     def response(self) -> web.Response:
-        headers = {"Retry-After": str(self._retry_seconds())} if self.retry_after is not None else {}
-        return web.Response(status=self.code, body=json.dumps(self.body()).encode(),
-                            content_type="application/json", headers=headers)
+        headers = (
+            {"Retry-After": str(self._retry_seconds())} if self.retry_after is not None else {}
+        )
+        return web.Response(
+            status=self.code,
+            body=json.dumps(self.body()).encode(),
+            content_type="application/json",
+            headers=headers,
+        )
 
 
 def bad_request(message: str, reason: str = "BAD_REQUEST") -> GatewayError:
@@ -73,31 +90,46 @@ def bad_request(message: str, reason: str = "BAD_REQUEST") -> GatewayError:
 
 
 def body_too_large(limit: int) -> GatewayError:
-    return GatewayError(413, "BODY_TOO_LARGE",
-                        f"Request body exceeds the gateway limit of {limit} bytes "
-                        "(server.max_body_bytes). Send fewer or smaller inline images, "
-                        "or upload them with the Files API.")
+    return GatewayError(
+        413,
+        "BODY_TOO_LARGE",
+        f"Request body exceeds the gateway limit of {limit} bytes "
+        "(server.max_body_bytes). Send fewer or smaller inline images, "
+        "or upload them with the Files API.",
+    )
 
 
 def upstream_unreachable(detail: str) -> GatewayError:
-    return GatewayError(502, "UPSTREAM_UNREACHABLE",
-                        f"The gateway could not reach the Gemini API upstream: {detail}.",
-                        retry_after=1.0)
+    return GatewayError(
+        502,
+        "UPSTREAM_UNREACHABLE",
+        f"The gateway could not reach the Gemini API upstream: {detail}.",
+        retry_after=1.0,
+    )
 
 
 def upstream_reset(detail: str) -> GatewayError:
-    return GatewayError(502, "UPSTREAM_RESET",
-                        f"The Gemini API upstream closed the connection early: {detail}.",
-                        retry_after=1.0)
+    return GatewayError(
+        502,
+        "UPSTREAM_RESET",
+        f"The Gemini API upstream closed the connection early: {detail}.",
+        retry_after=1.0,
+    )
 
 
 def upstream_timeout(seconds: float) -> GatewayError:
-    return GatewayError(504, "UPSTREAM_TIMEOUT",
-                        f"The Gemini API upstream did not answer within {seconds:g} s "
-                        "(upstream.read_timeout_seconds).")
+    return GatewayError(
+        504,
+        "UPSTREAM_TIMEOUT",
+        f"The Gemini API upstream did not answer within {seconds:g} s "
+        "(upstream.read_timeout_seconds).",
+    )
 
 
 def internal(detail: str = "unexpected gateway error") -> GatewayError:
-    return GatewayError(500, "GATEWAY_INTERNAL",
-                        f"The gateway failed to handle this request ({detail}); "
-                        "see the gateway log for the request id.")
+    return GatewayError(
+        500,
+        "GATEWAY_INTERNAL",
+        f"The gateway failed to handle this request ({detail}); "
+        "see the gateway log for the request id.",
+    )

@@ -54,12 +54,16 @@ def configure(log_format: str = "json", level: str = "info") -> None:
         structlog.processors.format_exc_info,
         redact,
     ]
-    renderer: Processor = (structlog.processors.JSONRenderer() if log_format == "json"
-                           else structlog.dev.ConsoleRenderer(colors=False))
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]),
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )

@@ -28,7 +28,6 @@ from gateway.relay import Relayed, relay
 from gateway.routing import Route
 from gateway.upstream import Upstream
 
-OUTCOME = "gateway.outcome"
 PARSE_OFF_LOOP_BYTES = 4 * 1024 * 1024
 _CACHE_HEADER = "x-gateway-cache"
 _WAIT_HEADER = "x-gateway-queue-wait-ms"
@@ -60,6 +59,9 @@ class Outcome:
     retries: int = 0
 
 
+OUTCOME = web.RequestKey("outcome", Outcome)
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     route: Route
@@ -71,7 +73,7 @@ class Call:
 
 
 async def handle(request: web.Request, route: Route, services: Services) -> web.StreamResponse:
-    outcome: Outcome = request[OUTCOME]
+    outcome = request[OUTCOME]
     call = await _prepare(request, route, services)
     if call.key is None:
         outcome.cache = "off" if services.store is None else "bypass"
@@ -86,7 +88,8 @@ async def handle(request: web.Request, route: Route, services: Services) -> web.
             if call.serialize:
                 outcome.queue_wait_ms = held.wait_seconds * 1000
                 services.metrics.queue_wait.labels(services.metrics.model(route.model)).observe(
-                    held.wait_seconds)
+                    held.wait_seconds
+                )
             if call.key is not None and not call.directives.no_cache:
                 entry = await _lookup(services, call)
                 if entry is not None:
@@ -98,8 +101,9 @@ async def handle(request: web.Request, route: Route, services: Services) -> web.
     except QueueRejected as exc:
         services.metrics.queue_rejections.labels(exc.reason).inc()
         code = 503 if exc.reason == "timeout" else 429
-        raise GatewayError(code, f"QUEUE_{exc.reason.upper()}", str(exc),
-                           retry_after=exc.retry_after) from None
+        raise GatewayError(
+            code, f"QUEUE_{exc.reason.upper()}", str(exc), retry_after=exc.retry_after
+        ) from None
     except asyncio.CancelledError:
         if outcome.upstream_status is None:
             services.metrics.queue_rejections.labels("client_gone").inc()
@@ -112,8 +116,9 @@ async def handle(request: web.Request, route: Route, services: Services) -> web.
 async def _prepare(request: web.Request, route: Route, services: Services) -> Call:
     settings = services.settings
     try:
-        directives = parse_directives(request.headers.get("Cache-Control"),
-                                      request.headers.get("x-gateway-cache-variants"))
+        directives = parse_directives(
+            request.headers.get("Cache-Control"), request.headers.get("x-gateway-cache-variants")
+        )
     except DirectiveError as exc:
         raise bad_request(str(exc), "BAD_CACHE_DIRECTIVE") from None
     body = await _read_body(request, settings.server.max_body_bytes)
@@ -123,12 +128,21 @@ async def _prepare(request: web.Request, route: Route, services: Services) -> Ca
         parsed = gemini.parse_body(body)
     serialize = matches(route.model, settings.lanes.models)
     key = None
-    cacheable = (services.store is not None and not directives.no_store
-                 and parsed.canonical is not None and matches(route.model, settings.cache.models))
+    cacheable = (
+        services.store is not None
+        and not directives.no_store
+        and parsed.canonical is not None
+        and matches(route.model, settings.cache.models)
+    )
     if cacheable and parsed.canonical is not None:
         scope = auth.scope(services.secret, auth.credential(request))
-        key = gemini.cache_key(operation=_operation(request, route), api_version=route.version,
-                               model=route.model, scope=scope, canonical=parsed.canonical)
+        key = gemini.cache_key(
+            operation=_operation(request, route),
+            api_version=route.version,
+            model=route.model,
+            scope=scope,
+            canonical=parsed.canonical,
+        )
         key = _variant(services, key, directives.variants)
     return Call(route, body, parsed.fingerprints, key, directives, serialize)
 
@@ -191,8 +205,9 @@ async def _safe_delete(services: Services, key: str) -> None:
         services.metrics.cache_errors.labels("delete").inc()
 
 
-async def _replay(request: web.Request, entry: Entry, services: Services,
-                  outcome: Outcome) -> web.StreamResponse:
+async def _replay(
+    request: web.Request, entry: Entry, services: Services, outcome: Outcome
+) -> web.StreamResponse:
     headers = dict(entry.headers)
     headers[_CACHE_HEADER] = outcome.cache.upper()
     headers["Age"] = str(int(entry.age(time.time())))
@@ -210,8 +225,9 @@ async def _replay(request: web.Request, entry: Entry, services: Services,
     return out
 
 
-async def _call_upstream(request: web.Request, call: Call, services: Services,
-                         outcome: Outcome) -> web.StreamResponse:
+async def _call_upstream(
+    request: web.Request, call: Call, services: Services, outcome: Outcome
+) -> web.StreamResponse:
     route, upstream = call.route, services.upstream
     headers = request_headers(request, services.settings.upstream.api_key)
     # Identity encoding: the cache and the SSE tee need the bytes the model produced.
@@ -227,8 +243,15 @@ async def _call_upstream(request: web.Request, call: Call, services: Services,
     resp = await upstream.send("POST", url, headers, call.body)
     async with resp:
         outcome.upstream_status = resp.status
-        relayed = await relay(request, resp, upstream, extra_headers=extra, sink=capture,
-                              streaming=streaming, started=started)
+        relayed = await relay(
+            request,
+            resp,
+            upstream,
+            extra_headers=extra,
+            sink=capture,
+            streaming=streaming,
+            started=started,
+        )
         _observe_upstream(services, call, outcome, relayed, time.monotonic() - started)
         if not relayed.complete:
             outcome.failure = "reset"
@@ -248,8 +271,9 @@ def _capture(call: Call, request: web.Request, services: Services) -> Capture | 
     return Capture(kind, limit=max(1, services.settings.cache.max_bytes // 4))
 
 
-def _observe_upstream(services: Services, call: Call, outcome: Outcome, relayed: Relayed,
-                      seconds: float) -> None:
+def _observe_upstream(
+    services: Services, call: Call, outcome: Outcome, relayed: Relayed, seconds: float
+) -> None:
     metrics = services.metrics
     model = metrics.model(call.route.model)
     outcome.upstream_ms = seconds * 1000

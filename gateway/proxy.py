@@ -40,8 +40,9 @@ async def _body(request: web.BaseRequest) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def _stream_body(request: web.BaseRequest,
-                 headers: CIMultiDict[str]) -> AsyncIterator[bytes] | bytes | None:
+def _stream_body(
+    request: web.BaseRequest, headers: CIMultiDict[str]
+) -> AsyncIterator[bytes] | bytes | None:
     """The request body as a stream, keeping the client's Content-Length when it sent one."""
     if request.content_length is not None:
         headers["Content-Length"] = str(request.content_length)
@@ -49,8 +50,9 @@ def _stream_body(request: web.BaseRequest,
     return _body(request) if request.body_exists else None
 
 
-async def forward(request: web.Request, route: Route, upstream: Upstream, secret: bytes,
-                  api_key: str = "") -> Relayed:
+async def forward(
+    request: web.Request, route: Route, upstream: Upstream, secret: bytes, api_key: str = ""
+) -> Relayed:
     """Forward any non-generate request unchanged; rewrite upload URLs on the way back."""
     headers = request_headers(request, api_key)
     url = upstream.base_url(route.api) + request.raw_path
@@ -68,7 +70,7 @@ async def forward_upload_chunk(request: web.Request, upstream: Upstream, secret:
     token = request.match_info["token"]
     origin = _verify(token, secret)
     headers = request_headers(request)
-    target = origin + request.raw_path[len(UPLOAD_PREFIX) + len(token):]
+    target = origin + request.raw_path[len(UPLOAD_PREFIX) + len(token) :]
     resp = await upstream.send(request.method, target, headers, _stream_body(request, headers))
     async with resp:
         return await relay(request, resp, upstream)
@@ -97,7 +99,10 @@ def _verify(token: str, secret: bytes) -> str:
         origin = ""
     expected = _sign(origin, secret).partition(".")[2] if origin else ""
     if not origin or not hmac.compare_digest(mac, expected):
-        raise GatewayError(403, "UPLOAD_URL_INVALID",
-                           "This upload URL was not issued by this gateway (or the gateway "
-                           "secret changed); start the upload again.")
+        raise GatewayError(
+            403,
+            "UPLOAD_URL_INVALID",
+            "This upload URL was not issued by this gateway (or the gateway "
+            "secret changed); start the upload again.",
+        )
     return origin

@@ -33,17 +33,24 @@ class Relayed:
     first_byte_seconds: float | None
 
 
-def response_headers(upstream: aiohttp.ClientResponse,
-                     extra: Mapping[str, str]) -> CIMultiDict[str]:
+def response_headers(
+    upstream: aiohttp.ClientResponse, extra: Mapping[str, str]
+) -> CIMultiDict[str]:
     headers = end_to_end(upstream.headers, drop=_RESPONSE_DROP)
     headers.update(extra)
     return headers
 
 
-async def relay(request: web.BaseRequest, resp: aiohttp.ClientResponse, upstream: Upstream, *,
-                extra_headers: Mapping[str, str] | None = None,
-                sink: Callable[[bytes], None] | None = None,
-                streaming: bool = False, started: float | None = None) -> Relayed:
+async def relay(
+    request: web.BaseRequest,
+    resp: aiohttp.ClientResponse,
+    upstream: Upstream,
+    *,
+    extra_headers: Mapping[str, str] | None = None,
+    sink: Callable[[bytes], None] | None = None,
+    streaming: bool = False,
+    started: float | None = None,
+) -> Relayed:
     """Send `resp` to the client. Upstream read errors become `UpstreamFailure` before the
     client saw anything, else the client connection is cut (as the upstream cut ours).
     `first_byte_seconds` counts from `started` (when the request was sent), if given."""

@@ -63,7 +63,9 @@ def classify(method: str, path: str) -> Route:
             if match.groupdict().get("coll") == "tunedModels":
                 model = f"tunedModels/{model}"
             kind = _ACTION_KINDS.get(action, "passthrough")
-            return Route(kind, api, match["version"], model, action if kind == "passthrough" else "")
+            return Route(
+                kind, api, match["version"], model, action if kind == "passthrough" else ""
+            )
     upload = _UPLOAD.match(path)
     if upload is not None:
         return Route("upload", "gemini", upload["version"])

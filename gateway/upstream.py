@@ -20,10 +20,19 @@ FailureKind = Literal["connect", "timeout", "reset"]
 Body = bytes | AsyncIterable[bytes] | None
 
 # RFC 9110 section 7.6.1: connection-specific fields a proxy must not forward.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-    "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 
 
 class UpstreamFailure(GatewayError):
@@ -34,10 +43,13 @@ class UpstreamFailure(GatewayError):
         self.kind: FailureKind = kind
 
 
-def end_to_end(headers: Mapping[str, str], *, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
+def end_to_end(
+    headers: Mapping[str, str], *, drop: frozenset[str] = frozenset()
+) -> CIMultiDict[str]:
     """Copy headers without hop-by-hop fields, those named in Connection, and `drop`."""
-    named = {token.strip().lower() for value in _all(headers, "connection")
-             for token in value.split(",")}
+    named = {
+        token.strip().lower() for value in _all(headers, "connection") for token in value.split(",")
+    }
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
         lower = name.lower()
@@ -62,16 +74,21 @@ class Upstream:
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.settings.pool_size, limit_per_host=0,
-                                         enable_cleanup_closed=True)
-        timeout = aiohttp.ClientTimeout(total=None,
-                                        sock_connect=self.settings.connect_timeout_seconds,
-                                        sock_read=self.settings.read_timeout_seconds)
+        connector = aiohttp.TCPConnector(
+            limit=self.settings.pool_size, limit_per_host=0, enable_cleanup_closed=True
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.settings.connect_timeout_seconds,
+            sock_read=self.settings.read_timeout_seconds,
+        )
         # auto_decompress=False: bytes pass through exactly as the upstream sent them.
-        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                              auto_decompress=False, skip_auto_headers=(
-                                                  "User-Agent", "Accept", "Accept-Encoding",
-                                                  "Content-Type"))
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -81,15 +98,17 @@ class Upstream:
     def base_url(self, api: str) -> str:
         return (self.settings.vertex_url if api == "vertex" else self.settings.url).rstrip("/")
 
-    async def send(self, method: str, url: str, headers: CIMultiDict[str],
-                   body: Body) -> aiohttp.ClientResponse:
+    async def send(
+        self, method: str, url: str, headers: CIMultiDict[str], body: Body
+    ) -> aiohttp.ClientResponse:
         """Send one request; connect failures are retried only when the body can be resent."""
         assert self._session is not None, "Upstream.open() was not awaited"
         attempts = 1 + (self.settings.connect_retries if not _is_stream(body) else 0)
         for attempt in range(attempts):
             try:
-                return await self._session.request(method, url, headers=headers, data=body,
-                                                   allow_redirects=False)
+                return await self._session.request(
+                    method, url, headers=headers, data=body, allow_redirects=False
+                )
             except aiohttp.ClientConnectorError as exc:
                 if attempt + 1 < attempts:
                     await asyncio.sleep(0.05 * 2**attempt)

@@ -7,8 +7,10 @@ KEY = "AIza" + "x" * 35
 
 
 def test_redact_text_removes_keys_tokens_and_payloads() -> None:
-    text = (f"x-goog-api-key: {KEY} url=/v1/models?key={KEY}&alt=sse "
-            f"Authorization: Bearer ya29.secret-token data={'QUJD' * 100}")
+    text = (
+        f"x-goog-api-key: {KEY} url=/v1/models?key={KEY}&alt=sse "
+        f"Authorization: Bearer ya29.secret-token data={'QUJD' * 100}"
+    )
     out = redact_text(text)
     assert KEY not in out
     assert "ya29.secret-token" not in out

@@ -47,7 +47,9 @@ def parse_directives(cache_control: str | None, variants: str | None) -> Directi
             try:
                 max_age = float(int(value.strip().strip('"')))
             except ValueError:
-                raise DirectiveError(f"Cache-Control max-age must be whole seconds, got {value!r}") from None
+                raise DirectiveError(
+                    f"Cache-Control max-age must be whole seconds, got {value!r}"
+                ) from None
             if max_age < 0:
                 raise DirectiveError("Cache-Control max-age must not be negative")
     count = 1
@@ -59,7 +61,8 @@ def parse_directives(cache_control: str | None, variants: str | None) -> Directi
         if not 1 <= count <= MAX_VARIANTS:
             raise DirectiveError(
                 f"x-gateway-cache-variants must be a whole number from 1 to {MAX_VARIANTS}, "
-                f"got {variants!r}")
+                f"got {variants!r}"
+            )
     return Directives(no_cache, no_store, max_age, count)
 
 
@@ -99,8 +102,9 @@ class Capture:
         if chunks is None:
             return None
         kept = tuple((name, headers[name]) for name in REPLAYED_HEADERS if name in headers)
-        return Entry(status=status, headers=kept, kind=self.kind, chunks=chunks, model=model,
-                     created_at=now)
+        return Entry(
+            status=status, headers=kept, kind=self.kind, chunks=chunks, model=model, created_at=now
+        )
 
 
 def complete_chunks(kind: Kind, data: bytes) -> tuple[bytes, ...] | None:
@@ -114,7 +118,11 @@ def complete_chunks(kind: Kind, data: bytes) -> tuple[bytes, ...] | None:
             items = json.loads(data)
         except ValueError:
             return None
-        if not isinstance(items, list) or not items or _FINISH not in json.dumps(items[-1]).encode():
+        if (
+            not isinstance(items, list)
+            or not items
+            or _FINISH not in json.dumps(items[-1]).encode()
+        ):
             return None
         return (data,)
     stripped = data.strip()
