@@ -184,13 +184,18 @@ def _services(
             )
         )
         metrics.watch_lanes(lambda: lanes.snapshot().waiting, lambda: lanes.snapshot().busy_lanes)
-        app[SERVICES] = Services(settings, upstream, lanes, store, _secret(settings), metrics, {})
+        app[SERVICES] = Services(settings, upstream, lanes, store, _secret(settings), metrics)
         refresher = asyncio.create_task(_refresh_cache_gauges(store, metrics))
         app[READY]["ready"] = True
         try:
             yield
         finally:
             app[READY]["ready"] = False
+            services = app[SERVICES]
+            if services.background:  # calls finishing upstream for clients that left
+                await asyncio.wait(
+                    services.background, timeout=settings.server.shutdown_timeout_seconds
+                )
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher

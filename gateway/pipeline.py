@@ -9,8 +9,9 @@ answered from the cache (request coalescing) instead of all going upstream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +21,7 @@ from gateway.cache import CacheError, CorruptEntry, Entry, Store, decode, encode
 from gateway.cache.policy import Capture, DirectiveError, Directives, matches, parse_directives
 from gateway.config import Settings
 from gateway.errors import GatewayError, bad_request, body_too_large
-from gateway.lanes import Lanes, QueueRejected
+from gateway.lanes import Held, Lanes, QueueRejected
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.proxy import request_headers
@@ -44,7 +45,14 @@ class Services:
     store: Store | None
     secret: bytes
     metrics: Metrics
-    rotation: dict[str, int]
+    rotation: dict[str, int] = field(default_factory=dict)
+    background: set[asyncio.Task[web.StreamResponse]] = field(default_factory=set)
+
+    def forget(self, task: asyncio.Task[web.StreamResponse]) -> None:
+        """Done-callback: drop the task; mark its error retrieved (its client may be gone)."""
+        self.background.discard(task)
+        if not task.cancelled():
+            task.exception()
 
 
 @dataclass
@@ -77,27 +85,36 @@ async def handle(request: web.Request, route: Route, services: Services) -> web.
     call = await _prepare(request, route, services)
     if call.key is None:
         outcome.cache = "off" if services.store is None else "bypass"
-    if call.key is not None and not call.directives.no_cache:
-        entry = await _lookup(services, call)
-        if entry is not None:
-            outcome.cache = "hit"
-            return await _replay(request, entry, services, outcome)
-    lane_keys = (call.fingerprints if call.serialize else ()) + ((call.key,) if call.key else ())
     try:
-        async with services.lanes.hold(lane_keys, size=len(call.body)) as held:
-            if call.serialize:
-                outcome.queue_wait_ms = held.wait_seconds * 1000
-                services.metrics.queue_wait.labels(services.metrics.model(route.model)).observe(
-                    held.wait_seconds
-                )
-            if call.key is not None and not call.directives.no_cache:
-                entry = await _lookup(services, call)
-                if entry is not None:
-                    outcome.cache = "coalesced"
-                    return await _replay(request, entry, services, outcome)
-            if call.key is not None:
-                outcome.cache = "bypass" if call.directives.no_cache else "miss"
-            return await _call_upstream(request, call, services, outcome)
+        if call.key is not None and not call.directives.no_cache:
+            entry = await _lookup(services, call)
+            if entry is not None:
+                outcome.cache = "hit"
+                return await _replay(request, entry, services, outcome)
+        lanes = contextlib.AsyncExitStack()
+        held = await _wait_for_lanes(lanes, call, services)
+        if call.serialize:
+            outcome.queue_wait_ms = held.wait_seconds * 1000
+            services.metrics.queue_wait.labels(services.metrics.model(route.model)).observe(
+                held.wait_seconds
+            )
+        # From here the call keeps its lanes until the upstream answer is complete, even
+        # if the client leaves: the model goes on generating, and releasing the lane early
+        # would let the next call overlap it upstream, the very thing lanes prevent. The
+        # finished answer still lands in the cache for the client's retry.
+        task = asyncio.create_task(_while_holding(lanes, request, call, services, outcome))
+        services.background.add(task)
+        task.add_done_callback(services.forget)
+        return await asyncio.shield(task)
+    finally:
+        if outcome.cache != "off":
+            services.metrics.cache_lookups.labels(outcome.cache).inc()
+
+
+async def _wait_for_lanes(lanes: contextlib.AsyncExitStack, call: Call, services: Services) -> Held:
+    keys = (call.fingerprints if call.serialize else ()) + ((call.key,) if call.key else ())
+    try:
+        return await lanes.enter_async_context(services.lanes.hold(keys, size=len(call.body)))
     except QueueRejected as exc:
         services.metrics.queue_rejections.labels(exc.reason).inc()
         code = 503 if exc.reason == "timeout" else 429
@@ -105,12 +122,26 @@ async def handle(request: web.Request, route: Route, services: Services) -> web.
             code, f"QUEUE_{exc.reason.upper()}", str(exc), retry_after=exc.retry_after
         ) from None
     except asyncio.CancelledError:
-        if outcome.upstream_status is None:
-            services.metrics.queue_rejections.labels("client_gone").inc()
+        services.metrics.queue_rejections.labels("client_gone").inc()
         raise
-    finally:
-        if outcome.cache != "off":
-            services.metrics.cache_lookups.labels(outcome.cache).inc()
+
+
+async def _while_holding(
+    lanes: contextlib.AsyncExitStack,
+    request: web.Request,
+    call: Call,
+    services: Services,
+    outcome: Outcome,
+) -> web.StreamResponse:
+    async with lanes:
+        if call.key is not None and not call.directives.no_cache:
+            entry = await _lookup(services, call)
+            if entry is not None:
+                outcome.cache = "coalesced"
+                return await _replay(request, entry, services, outcome)
+        if call.key is not None:
+            outcome.cache = "bypass" if call.directives.no_cache else "miss"
+        return await _call_upstream(request, call, services, outcome)
 
 
 async def _prepare(request: web.Request, route: Route, services: Services) -> Call:
@@ -234,7 +265,7 @@ async def _call_upstream(
     headers["Accept-Encoding"] = "identity"
     headers["Content-Length"] = str(len(call.body))
     url = upstream.base_url(route.api) + request.raw_path
-    extra = {_CACHE_HEADER: outcome.cache.upper()}
+    extra = {_CACHE_HEADER: outcome.cache.upper()} if outcome.cache != "off" else {}
     if outcome.queue_wait_ms is not None:
         extra[_WAIT_HEADER] = f"{outcome.queue_wait_ms:.0f}"
     streaming = route.kind == "stream_generate"

@@ -69,27 +69,55 @@ async def relay(
     out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers)
     if length is not None:
         out.content_length = length
-    sent = 0
+    client = _Client(request, out)
     first: float | None = None
     chunks = resp.content.iter_any() if streaming else resp.content.iter_chunked(CHUNK)
     try:
         async for chunk in chunks:
             if first is None:
                 first = time.monotonic() - started
-                await out.prepare(request)
             if sink is not None:
                 sink(chunk)
-            await out.write(chunk)
-            sent += len(chunk)
+            await client.write(chunk)
     except (aiohttp.ClientError, TimeoutError) as exc:
         if first is None:
             raise upstream.failure(exc) from None
         _abort(request)
-        return Relayed(out, sent, False, first)
-    if first is None:
-        await out.prepare(request)
-    await out.write_eof()
-    return Relayed(out, sent, True, first)
+        return Relayed(out, client.sent, False, first)
+    await client.finish()
+    return Relayed(out, client.sent, True, first)
+
+
+class _Client:
+    """Writes to the client until it leaves; after that the upstream is still drained
+    (into the sink) so a finished answer is not lost."""
+
+    def __init__(self, request: web.BaseRequest, out: web.StreamResponse) -> None:
+        self.request = request
+        self.out = out
+        self.sent = 0
+        self.gone = False
+
+    async def write(self, chunk: bytes) -> None:
+        if self.gone:
+            return
+        try:
+            if not self.out.prepared:
+                await self.out.prepare(self.request)
+            await self.out.write(chunk)
+            self.sent += len(chunk)
+        except ConnectionResetError:
+            self.gone = True
+
+    async def finish(self) -> None:
+        if self.gone:
+            return
+        try:
+            if not self.out.prepared:
+                await self.out.prepare(self.request)
+            await self.out.write_eof()
+        except ConnectionResetError:
+            self.gone = True
 
 
 def _abort(request: web.BaseRequest) -> None:
