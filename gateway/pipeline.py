@@ -287,7 +287,7 @@ async def _call_upstream(
         if not relayed.complete:
             outcome.failure = "reset"
         elif capture is not None and call.key is not None:
-            entry = capture.entry(resp.status, dict(resp.headers), route.model, time.time())
+            entry = capture.entry(resp.status, resp.headers, route.model, time.time())
             if entry is not None:
                 await _store(services, call.key, entry)
         return relayed.response

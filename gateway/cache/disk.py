@@ -6,13 +6,12 @@ loop. One thread is enough: with the LRU policy each ``get`` is a write transact
 anyway. It also means one connection, which ``close`` can really close (diskcache keeps
 a connection per thread and only ever closes the calling thread's).
 
-What ``max_bytes`` means: diskcache's ``size_limit``. On each ``set`` it compares
-``volume()`` (SQLite pages plus value files) with the limit and, when over, evicts up
-to ``cull_limit`` (10) least-recently-used entries. So the volume is a soft bound: it
-can exceed the limit by about one entry, and dips up to ten entries below it after a
-cull. Ten (diskcache's default) keeps mixed sizes in check: one large image put can be
-offset by several small evictions.
-``StoreStats.entries`` counts expired entries until a ``set`` or ``purge`` culls them.
+What ``max_bytes`` means: the sum of the stored values' sizes. After each ``set`` the
+store drops expired entries, then least-recently-used ones (never the one just stored)
+until the values fit. diskcache's own cull is off (``cull_limit=0``): it drops a fixed
+batch of ten entries whenever ``volume()`` is over, which empties a small cache, and
+``volume()`` counts SQLite pages that never shrink. ``StoreStats.size_bytes`` still
+reports ``volume()``, the real disk use.
 """
 
 from __future__ import annotations
@@ -119,9 +118,15 @@ class DiskStore:
             await self.delete(key)
             return
         tag = json.dumps([model, created_at])
-        await self._run(
-            "put", key, lambda cache: cache.set(key, value, expire=self._expire, tag=tag)
+        put = functools.partial(
+            _set_within_budget,
+            key=key,
+            value=value,
+            expire=self._expire,
+            tag=tag,
+            max_bytes=self._max_bytes,
         )
+        await self._run("put", key, put)
 
     async def delete(self, key: str) -> None:
         await self._run("delete", key, lambda cache: cache.delete(key))
@@ -183,10 +188,24 @@ def _open(directory: str, max_bytes: int, timeout: float) -> Any:
             disk=_BytesOnlyDisk,
             size_limit=max_bytes,
             eviction_policy="least-recently-used",
-            cull_limit=10,
+            cull_limit=0,
         )
     except Exception as exc:
         return _Unusable(f"disk cache at {directory!r} is unusable: {type(exc).__name__}: {exc}")
+
+
+def _set_within_budget(
+    cache: Any, *, key: str, value: bytes, expire: float | None, tag: str, max_bytes: int
+) -> None:
+    cache.set(key, value, expire=expire, tag=tag)
+    cache.expire()
+    while (cache._sql("SELECT SUM(size) FROM Cache").fetchone()[0] or 0) > max_bytes:
+        row = cache._sql(
+            "SELECT key FROM Cache WHERE key != ? ORDER BY access_time LIMIT 1", (key,)
+        ).fetchone()
+        if row is None:
+            return
+        cache.delete(row[0])
 
 
 def _get(cache: Any, key: str) -> bytes | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -93,7 +94,9 @@ class Capture:
         else:
             self.chunks.append(chunk)
 
-    def entry(self, status: int, headers: dict[str, str], model: str, now: float) -> Entry | None:
+    def entry(
+        self, status: int, headers: Mapping[str, str], model: str, now: float
+    ) -> Entry | None:
         """The cache entry, or None when the answer is not a complete 2xx."""
         if self.overflow or not 200 <= status < 300:
             return None
