@@ -18,7 +18,7 @@ from gateway.config import Settings
 from gateway.errors import GatewayError, internal
 from gateway.lanes import LaneLimits, LocalLanes
 from gateway.logs import get_logger
-from gateway.metrics import Metrics
+from gateway.metrics import Metrics, serve_metrics
 from gateway.pipeline import OUTCOME, Outcome, Services
 from gateway.routing import Route, classify
 from gateway.upstream import Upstream, UpstreamFailure
@@ -120,13 +120,14 @@ def _account(
     metrics = services.metrics
     route: Route = request.get(ROUTE) or classify(request.method, request.path)
     model = metrics.model(route.model)
+    operation = metrics.operation(route.operation)
     status = response.status if response is not None else 499
     bytes_out = _bytes_out(response)
     bytes_in = request.content_length or 0
-    metrics.requests.labels(route.operation, model, str(status), outcome.cache).inc()
-    metrics.request_duration.labels(route.operation, model, outcome.cache).observe(seconds)
-    metrics.request_bytes.labels(route.operation).observe(bytes_in)
-    metrics.response_bytes.labels(route.operation).observe(bytes_out)
+    metrics.requests.labels(operation, model, str(status), outcome.cache).inc()
+    metrics.request_duration.labels(operation, model, outcome.cache).observe(seconds)
+    metrics.request_bytes.labels(operation).observe(bytes_in)
+    metrics.response_bytes.labels(operation).observe(bytes_out)
     if outcome.failure is not None:
         metrics.upstream_errors.labels(outcome.failure).inc()
     elif outcome.upstream_status is not None and outcome.upstream_status >= 400:
@@ -135,7 +136,7 @@ def _account(
         "request",
         request_id=request[REQUEST_ID],
         method=request.method,
-        operation=route.operation,
+        operation=operation,
         model=route.model or None,
         status=status,
         duration_ms=round(seconds * 1000, 2),
@@ -171,6 +172,9 @@ def _services(
     @contextlib.asynccontextmanager
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         metrics = Metrics(settings.metrics.models, registry)
+        metrics_server = await serve_metrics(
+            metrics.registry, settings.server.host, settings.metrics.port, settings.metrics.path
+        )
         upstream = Upstream(settings.upstream)
         await upstream.open()
         store = await _open_store(settings, metrics)
@@ -183,7 +187,7 @@ def _services(
                 max_wait_seconds=settings.lanes.max_wait_seconds,
             )
         )
-        metrics.watch_lanes(lambda: lanes.snapshot().waiting, lambda: lanes.snapshot().busy_lanes)
+        metrics.watch_lanes(lambda: lanes.snapshot().waiting, lambda: _image_lanes_busy(lanes))
         app[SERVICES] = Services(settings, upstream, lanes, store, _secret(settings), metrics)
         refresher = asyncio.create_task(_refresh_cache_gauges(store, metrics))
         app[READY]["ready"] = True
@@ -202,6 +206,7 @@ def _services(
             if store is not None:
                 await store.close()
             await upstream.close()
+            await metrics_server.close()
 
     return ctx
 
@@ -223,6 +228,15 @@ async def _open_store(settings: Settings, metrics: Metrics) -> Store | None:
         metrics.cache_errors.labels("open").inc()
         log.error("cache_unavailable", backend=cache.backend, error=str(exc))
         return None
+
+
+def _image_lanes_busy(lanes: LocalLanes) -> int:
+    """Busy lanes of reference images; cache-key lanes only coalesce identical calls."""
+    return sum(
+        1
+        for lane in lanes.snapshot().lanes
+        if lane.running and not lane.key_prefix.startswith(pipeline.CACHE_LANE_PREFIX)
+    )
 
 
 def _secret(settings: Settings) -> bytes:

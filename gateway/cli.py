@@ -7,8 +7,9 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import prometheus_client
 from aiohttp import web
 
 from gateway import __version__
@@ -134,6 +135,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     if server:
         settings = settings.replace("server", **server)
     logs.configure(settings.server.log_format, settings.server.log_level)
+    # `*_created` series double every counter and only clutter Grafana.
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     loop_factory = _uvloop_factory()
     logs.get_logger().info(
         "starting",
@@ -157,7 +160,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _uvloop_factory():  # type: ignore[no-untyped-def]
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (the `fast` extra): it cuts the gateway's own latency."""
     try:
         import uvloop
     except ImportError:

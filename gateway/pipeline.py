@@ -32,6 +32,7 @@ from gateway.upstream import Upstream
 PARSE_OFF_LOOP_BYTES = 4 * 1024 * 1024
 _CACHE_HEADER = "x-gateway-cache"
 _WAIT_HEADER = "x-gateway-queue-wait-ms"
+CACHE_LANE_PREFIX = "cache:"
 log = get_logger()
 
 
@@ -91,6 +92,7 @@ async def handle(request: web.Request, route: Route, services: Services) -> web.
             if entry is not None:
                 outcome.cache = "hit"
                 return await _replay(request, entry, services, outcome)
+            outcome.cache = "miss"
         lanes = contextlib.AsyncExitStack()
         held = await _wait_for_lanes(lanes, call, services)
         if call.serialize:
@@ -112,7 +114,9 @@ async def handle(request: web.Request, route: Route, services: Services) -> web.
 
 
 async def _wait_for_lanes(lanes: contextlib.AsyncExitStack, call: Call, services: Services) -> Held:
-    keys = (call.fingerprints if call.serialize else ()) + ((call.key,) if call.key else ())
+    keys = call.fingerprints if call.serialize else ()
+    if call.key is not None:
+        keys += (CACHE_LANE_PREFIX + call.key,)
     try:
         return await lanes.enter_async_context(services.lanes.hold(keys, size=len(call.body)))
     except QueueRejected as exc:

@@ -64,8 +64,8 @@ async def relay(
             raise upstream.failure(exc) from None
         if sink is not None:
             sink(body)
-        out = web.Response(status=resp.status, reason=resp.reason, body=body, headers=headers)
-        return Relayed(out, len(body), True, time.monotonic() - started)
+        small = web.Response(status=resp.status, reason=resp.reason, body=body, headers=headers)
+        return Relayed(small, len(body), True, time.monotonic() - started)
     out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers)
     if length is not None:
         out.content_length = length

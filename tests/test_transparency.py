@@ -17,16 +17,29 @@ MODEL = "gemini-2.5-flash"
 NB2 = "gemini-3.1-flash-image-preview"
 
 
-async def raw(url: str, path: str, body: bytes = b"", method: str = "POST",
-              headers: dict[str, str] | None = None) -> tuple[int, CIMultiDict[str], bytes]:
-    async with aiohttp.ClientSession(auto_decompress=False) as session, session.request(
-        method, url + path, data=body or None, headers=headers or KEY_HEADERS
-    ) as resp:
+async def raw(
+    url: str,
+    path: str,
+    body: bytes = b"",
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, CIMultiDict[str], bytes]:
+    async with (
+        aiohttp.ClientSession(auto_decompress=False) as session,
+        session.request(
+            method, url + path, data=body or None, headers=headers or KEY_HEADERS
+        ) as resp,
+    ):
         return resp.status, CIMultiDict(resp.headers), await resp.read()
 
 
-async def both(stack: Stack, path: str, body: bytes = b"", method: str = "POST",
-               headers: dict[str, str] | None = None) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+async def both(
+    stack: Stack,
+    path: str,
+    body: bytes = b"",
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+) -> tuple[tuple[int, bytes], tuple[int, bytes]]:
     d_status, _, d_body = await raw(stack.emulator.url, path, body, method, headers)
     g_status, _, g_body = await raw(stack.url, path, body, method, headers)
     return (d_status, d_body), (g_status, g_body)
@@ -52,18 +65,32 @@ async def test_json_array_stream_and_query_and_body_bytes() -> None:
         seen = stack.emulator.records[-1]
         assert seen.body == body, "the request body must reach the upstream as the original bytes"
         key_only = {"Content-Type": "application/json"}
-        status, _, _ = await raw(stack.url, f"/v1beta/models/{MODEL}:generateContent?key=test-key",
-                                 body, headers=key_only)
+        status, _, _ = await raw(
+            stack.url,
+            f"/v1beta/models/{MODEL}:generateContent?key=test-key",
+            body,
+            headers=key_only,
+        )
         assert status == 200
         assert stack.emulator.records[-1].query == {"key": "test-key"}
 
 
 async def test_end_to_end_headers_pass_and_hop_by_hop_do_not() -> None:
     async with gateway_stack(cache={"backend": "off"}) as stack:
-        headers = {**KEY_HEADERS, "x-custom": "kept", "Connection": "keep-alive, x-drop",
-                   "x-drop": "dropped", "Keep-Alive": "timeout=5", "x-request-id": "rid-1"}
-        status, resp_headers, _ = await raw(stack.url, f"/v1beta/models/{MODEL}:generateContent",
-                                            generate_body("x"), headers=headers)
+        headers = {
+            **KEY_HEADERS,
+            "x-custom": "kept",
+            "Connection": "keep-alive, x-drop",
+            "x-drop": "dropped",
+            "Keep-Alive": "timeout=5",
+            "x-request-id": "rid-1",
+        }
+        status, resp_headers, _ = await raw(
+            stack.url,
+            f"/v1beta/models/{MODEL}:generateContent",
+            generate_body("x"),
+            headers=headers,
+        )
         assert status == 200
         seen = stack.emulator.records[-1].headers
         assert seen["x-custom"] == "kept" and seen["x-request-id"] == "rid-1"
@@ -76,7 +103,9 @@ async def test_end_to_end_headers_pass_and_hop_by_hop_do_not() -> None:
 async def test_vertex_paths_go_to_the_vertex_upstream() -> None:
     async with gateway_stack(cache={"backend": "off"}) as stack:
         bearer = {"Authorization": "Bearer test-token", "Content-Type": "application/json"}
-        path = f"/v1/projects/p/locations/us-central1/publishers/google/models/{MODEL}:generateContent"
+        path = (
+            f"/v1/projects/p/locations/us-central1/publishers/google/models/{MODEL}:generateContent"
+        )
         direct, through = await both(stack, path, generate_body("v"), headers=bearer)
         assert direct[0] == through[0] == 200
         express = f"/v1beta1/publishers/google/models/{MODEL}:generateContent"
@@ -90,8 +119,9 @@ async def test_google_errors_pass_through_unchanged() -> None:
         direct, through = await both(stack, path, generate_body("x"))
         assert direct == through and through[0] == 404
         bad = {**KEY_HEADERS, "x-emulator-error": "429"}
-        direct, through = await both(stack, f"/v1beta/models/{MODEL}:generateContent",
-                                     generate_body("x"), headers=bad)
+        direct, through = await both(
+            stack, f"/v1beta/models/{MODEL}:generateContent", generate_body("x"), headers=bad
+        )
         assert direct == through and through[0] == 429
 
 
@@ -102,10 +132,12 @@ def google_error(data: bytes) -> dict[str, object]:
 
 
 async def test_unreachable_upstream_is_a_502_in_googles_shape() -> None:
-    async with gateway_stack(cache={"backend": "off"},
-                             upstream={"url": "http://127.0.0.1:9", "connect_retries": 0}) as stack:
-        status, headers, data = await raw(stack.url, f"/v1beta/models/{MODEL}:generateContent",
-                                          generate_body("x"))
+    async with gateway_stack(
+        cache={"backend": "off"}, upstream={"url": "http://127.0.0.1:9", "connect_retries": 0}
+    ) as stack:
+        status, headers, data = await raw(
+            stack.url, f"/v1beta/models/{MODEL}:generateContent", generate_body("x")
+        )
         assert status == 502 and "Retry-After" in headers
         error = google_error(data)
         assert error["status"] == "UNAVAILABLE" and "could not reach" in str(error["message"])
@@ -113,18 +145,23 @@ async def test_unreachable_upstream_is_a_502_in_googles_shape() -> None:
 
 
 async def test_upstream_timeout_is_a_504() -> None:
-    async with gateway_stack(cache={"backend": "off"},
-                             upstream={"read_timeout_seconds": 0.2}) as stack:
+    async with gateway_stack(
+        cache={"backend": "off"}, upstream={"read_timeout_seconds": 0.2}
+    ) as stack:
         slow = {**KEY_HEADERS, "x-emulator-latency": "2"}
-        status, _, data = await raw(stack.url, f"/v1beta/models/{MODEL}:generateContent",
-                                    generate_body("x"), headers=slow)
+        status, _, data = await raw(
+            stack.url, f"/v1beta/models/{MODEL}:generateContent", generate_body("x"), headers=slow
+        )
         assert status == 504 and google_error(data)["status"] == "DEADLINE_EXCEEDED"
 
 
 async def test_body_over_the_limit_is_a_413_and_never_reaches_upstream() -> None:
     async with gateway_stack(server={"max_body_bytes": 1000}) as stack:
-        status, _, data = await raw(stack.url, f"/v1beta/models/{NB2}:generateContent",
-                                    generate_body("x", reference_png("big", size=2000)))
+        status, _, data = await raw(
+            stack.url,
+            f"/v1beta/models/{NB2}:generateContent",
+            generate_body("x", reference_png("big", size=2000)),
+        )
         assert status == 413 and "max_body_bytes" in str(google_error(data)["message"])
         assert not stack.emulator.records
         assert stack.services.lanes.snapshot().waiting == 0
@@ -141,9 +178,12 @@ async def test_access_log_has_the_fields_and_no_secrets() -> None:
     async with gateway_stack(cache={"backend": "off"}) as stack:
         secret_key = "AIza" + "k" * 35
         with capture_logs() as logs:
-            await raw(stack.url, f"/v1beta/models/{MODEL}:generateContent?key={secret_key}",
-                      generate_body("x", reference_png("log")),
-                      headers={"Content-Type": "application/json"})
+            await raw(
+                stack.url,
+                f"/v1beta/models/{MODEL}:generateContent?key={secret_key}",
+                generate_body("x", reference_png("log")),
+                headers={"Content-Type": "application/json"},
+            )
         lines = [entry for entry in logs if entry["event"] == "request"]
         assert len(lines) == 1
         line = lines[0]
@@ -157,8 +197,9 @@ async def test_many_concurrent_calls_share_one_pool() -> None:
         stack.emulator.config.latency = 0.2
         path = f"/v1beta/models/{MODEL}:generateContent"
         started = asyncio.get_running_loop().time()
-        results = await asyncio.gather(*(raw(stack.url, path, generate_body(f"p{i}"))
-                                         for i in range(100)))
+        results = await asyncio.gather(
+            *(raw(stack.url, path, generate_body(f"p{i}")) for i in range(100))
+        )
         elapsed = asyncio.get_running_loop().time() - started
         assert all(status == 200 for status, _, _ in results)
         assert elapsed < 5, "100 independent calls must run in parallel, not one by one"
@@ -173,10 +214,14 @@ async def test_passthrough_streams_request_bodies(content_length: bool) -> None:
             yield payload[:10]
             yield payload[10:]
 
-        async with aiohttp.ClientSession() as session, session.post(
-            f"{stack.url}/v1beta/models/{MODEL}:countTokens",
-            data=payload if content_length else chunks(), headers=KEY_HEADERS,
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{stack.url}/v1beta/models/{MODEL}:countTokens",
+                data=payload if content_length else chunks(),
+                headers=KEY_HEADERS,
+            ) as resp,
+        ):
             assert resp.status == 200
             assert (await resp.json())["totalTokens"] > 0
         assert stack.emulator.records[-1].body == payload
