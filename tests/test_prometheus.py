@@ -37,7 +37,7 @@ from tests.harness import Stack, gateway_stack
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "dashboards" / "gemini-gateway.json"
 PROMETHEUS_CONFIG = ROOT / "config" / "prometheus.yml"
-MONITORING_DOC = ROOT / "docs" / "monitoring.md"
+MONITORING_DOC = ROOT / "README.md"
 FLASH = "gemini-2.5-flash"
 NB2 = "gemini-3.1-flash-image-preview"
 WINDOW = "30s"  # what $__rate_interval / $__interval / $__range become in the test
@@ -151,7 +151,7 @@ def test_dashboard_is_importable_and_uses_variables_for_datasource_and_model() -
     assert wanted <= titles, wanted - titles
     doc_text = MONITORING_DOC.read_text()
     for title in titles:
-        assert f"**{title}**" in doc_text, f"docs/monitoring.md does not describe {title!r}"
+        assert f"**{title}**" in doc_text, f"README's Monitoring section does not describe {title!r}"
 
 
 def test_dashboard_uses_every_gateway_metric_and_only_those() -> None:
