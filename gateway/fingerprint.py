@@ -16,15 +16,22 @@ such text is not a valid spelling of any image, and can never equal a canonical 
 
 Speed: text that needs no rewriting beyond its last quantum, the usual case, is hashed
 in place; URL-safe text (what the Python SDK sends) is translated chunk by chunk on the
-way into the hash. Each chunk is read from memory once, then scanned, translated and
-hashed from cache, so the cost stays near one SHA-256 pass. Only the last four
-characters are ever decoded.
+way into the hash, by SIMD when the optional `pybase64` is installed. Each chunk is read
+from memory once, then scanned, translated and hashed from cache, so the cost stays near
+one SHA-256 pass. Only the last four characters are ever decoded.
 """
 
 from __future__ import annotations
 
 import binascii
 import hashlib
+from types import ModuleType
+
+_simd: ModuleType | None
+try:  # optional accelerator (the `fast` extra): SIMD base64, same results, faster
+    import pybase64 as _simd
+except ImportError:  # pragma: no cover - depends on the environment
+    _simd = None
 
 IMAGE_PREFIX = "img:"
 RAW_PREFIX = "raw:"
@@ -106,7 +113,21 @@ def _looks_urlsafe(buf: bytes, start: int, end: int) -> bool:
 
 
 def _to_standard(chunk: bytes) -> bytes:
-    """URL-safe to standard alphabet; two memchr-driven replaces beat `bytes.translate`."""
+    """A chunk of whole quanta, URL-safe to standard alphabet.
+
+    With pybase64 a SIMD decode and re-encode is ~4x faster than the stdlib, where two
+    memchr-driven replaces beat `bytes.translate`. Both give the same bytes; SIMD refuses
+    stray characters, which the replaces then keep as they stand.
+    """
+    if _simd is not None:
+        try:
+            return bytes(_simd.b64encode(_simd.b64decode(chunk, altchars=b"-_", validate=True)))
+        except ValueError:
+            pass
+    return _to_standard_stdlib(chunk)
+
+
+def _to_standard_stdlib(chunk: bytes) -> bytes:
     return chunk.replace(b"-", b"+").replace(b"_", b"/")
 
 

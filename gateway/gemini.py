@@ -118,11 +118,7 @@ class _Blob:
             return plain
         if self.body.find(b"\\", self.start, self.end) == -1:
             return image_fingerprint_buffer(self.body, self.start, self.end)
-        unescaped = self.body[self.start : self.end].replace(b"\\/", b"/")
-        unescaped = unescaped.replace(b"\\u003d", b"=")
-        if b"\\" not in unescaped:  # every escape was PHP's `\/` or Gson's `\u003d`
-            return image_fingerprint_buffer(unescaped)
-        return image_fingerprint(self.text())
+        return image_fingerprint(self.text())  # JSON escapes, e.g. PHP's `\/`
 
     def text(self) -> str:
         """The string's value; raises ValueError when it is not valid JSON text."""

@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from gateway import fingerprint
 from gateway.fingerprint import (
     FILE_PREFIX,
     IMAGE_PREFIX,
@@ -148,3 +149,16 @@ def test_in_place_path_and_rewriting_path_follow_one_definition() -> None:
         if rng.random() < 0.3:
             text = text.rstrip(b"=")
         assert image_fingerprint_buffer(bytes(text)) == reference(bytes(text))
+
+
+def test_simd_and_stdlib_translation_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pybase64 (when installed) only speeds URL-safe text up; results are identical."""
+    rng = random.Random(5)
+    texts = [base64.urlsafe_b64encode(rng.randbytes(n)).decode() for n in (3, 400_000, 900_001)]
+    texts += [texts[1][:1000] + "!" + texts[1][1000:], texts[2].rstrip("=")]
+    with_simd = [image_fingerprint(text) for text in texts]
+    monkeypatch.setattr(fingerprint, "_simd", None)
+    assert [image_fingerprint(text) for text in texts] == with_simd
+    assert with_simd[:3] == [
+        image_fingerprint(text.replace("-", "+").replace("_", "/")) for text in texts[:3]
+    ]

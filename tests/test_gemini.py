@@ -192,7 +192,10 @@ SCHEMA_SNAKE = {
 
 def request(*, snake: bool, schema: dict[str, Any]) -> dict[str, Any]:
     """The same request as the JS SDK (camelCase) or the Python SDK (snake_case) sends it."""
-    name = (lambda camel, snake_name: snake_name) if snake else (lambda camel, _: camel)
+
+    def name(camel: str, snake_name: str) -> str:
+        return snake_name if snake else camel
+
     return {
         "contents": [{"role": "user", "parts": [{"text": "hi"}, inline(b64(1), snake=snake)]}],
         name("systemInstruction", "system_instruction"): {"parts": [{"text": "be nice"}]},
@@ -229,6 +232,56 @@ def test_snake_and_camel_spellings_share_one_canonical_form() -> None:
     assert canonical(request(snake=True, schema=SCHEMA_SNAKE)) == camel
     keys = re.findall(rb'"([^"]*)":', camel)
     assert {key for key in keys if b"_" in key} == {b"user_name"}  # the user's property
+
+
+def test_python_sdk_and_js_sdk_bodies_share_one_canonical_form() -> None:
+    """google-genai for Python sends URL-safe base64 and mixes key styles (seen on the
+    wire); a JS client sends standard base64 in camelCase."""
+    raw = random.Random(12).randbytes(5000) + b"\xfb\xff"
+    python_sdk = {
+        "contents": [
+            {
+                "parts": [
+                    {
+                        "inlineData": {
+                            "data": base64.urlsafe_b64encode(raw).decode(),
+                            "mime_type": "image/png",
+                        }
+                    },
+                    {"text": "hi"},
+                ],
+                "role": "user",
+            }
+        ],
+        "generationConfig": {
+            "responseModalities": ["IMAGE"],
+            "thinkingConfig": {"thinking_budget": 0},
+            "imageConfig": {"aspectRatio": "16:9"},
+        },
+    }
+    js_sdk = {
+        "contents": [
+            {
+                "role": "user",
+                "parts": [
+                    {
+                        "inlineData": {
+                            "mimeType": "image/png",
+                            "data": base64.b64encode(raw).decode(),
+                        }
+                    },
+                    {"text": "hi"},
+                ],
+            }
+        ],
+        "generationConfig": {
+            "responseModalities": ["IMAGE"],
+            "thinkingConfig": {"thinkingBudget": 0},
+            "imageConfig": {"aspectRatio": "16:9"},
+        },
+    }
+    left, right = parse_body(dumps(python_sdk)), parse_body(dumps(js_sdk))
+    assert (left.fingerprints, left.canonical) == (right.fingerprints, right.canonical)
 
 
 def test_canonical_form_is_sorted_compact_json() -> None:
@@ -352,7 +405,7 @@ def free_form_paths() -> list[tuple[tuple[str, ...], bool]]:
     from pydantic import BaseModel
     from pydantic.alias_generators import to_camel
 
-    roots = {
+    roots: dict[tuple[str, ...], Any] = {
         ("contents", "[]"): genai.Content,
         ("systemInstruction",): genai.Content,
         ("tools", "[]"): genai.Tool,
@@ -363,7 +416,7 @@ def free_form_paths() -> list[tuple[tuple[str, ...], bool]]:
     found: list[tuple[tuple[str, ...], bool]] = [(("labels",), False)]
     seen: set[type] = set()
 
-    def visit(cls: type[BaseModel], path: tuple[str, ...]) -> None:
+    def visit(cls: Any, path: tuple[str, ...]) -> None:
         if cls in seen:
             return
         seen.add(cls)
