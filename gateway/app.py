@@ -52,10 +52,16 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     if route.is_generate:
         return await pipeline.handle(request, route, services)
+    outcome = request[OUTCOME]
     relayed = await proxy.forward(
-        request, route, services.upstream, services.secret, services.settings.upstream.api_key
+        request,
+        route,
+        services.upstream,
+        services.secret,
+        services.settings.upstream.api_key,
+        on_retry=outcome.count_retry,
     )
-    _outcome(request).upstream_status = relayed.response.status
+    outcome.upstream_status = relayed.response.status
     return relayed.response
 
 
@@ -63,12 +69,8 @@ async def upload_chunk(request: web.Request) -> web.StreamResponse:
     request[ROUTE] = UPLOAD_ROUTE
     services = request.app[SERVICES]
     relayed = await proxy.forward_upload_chunk(request, services.upstream, services.secret)
-    _outcome(request).upstream_status = relayed.response.status
+    request[OUTCOME].upstream_status = relayed.response.status
     return relayed.response
-
-
-def _outcome(request: web.Request) -> Outcome:
-    return request[OUTCOME]
 
 
 @web.middleware

@@ -67,6 +67,9 @@ class Outcome:
     failure: str | None = None
     retries: int = 0
 
+    def count_retry(self) -> None:
+        self.retries += 1
+
 
 OUTCOME = web.RequestKey("outcome", Outcome)
 
@@ -275,7 +278,7 @@ async def _call_upstream(
     streaming = route.kind == "stream_generate"
     capture = _capture(call, request, services)
     started = time.monotonic()
-    resp = await upstream.send("POST", url, headers, call.body)
+    resp = await upstream.send("POST", url, headers, call.body, on_retry=outcome.count_retry)
     async with resp:
         outcome.upstream_status = resp.status
         relayed = await relay(

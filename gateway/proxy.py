@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -51,12 +51,18 @@ def _stream_body(
 
 
 async def forward(
-    request: web.Request, route: Route, upstream: Upstream, secret: bytes, api_key: str = ""
+    request: web.Request,
+    route: Route,
+    upstream: Upstream,
+    secret: bytes,
+    api_key: str = "",
+    on_retry: Callable[[], None] | None = None,
 ) -> Relayed:
     """Forward any non-generate request unchanged; rewrite upload URLs on the way back."""
     headers = request_headers(request, api_key)
     url = upstream.base_url(route.api) + request.raw_path
-    resp = await upstream.send(request.method, url, headers, _stream_body(request, headers))
+    body = _stream_body(request, headers)
+    resp = await upstream.send(request.method, url, headers, body, on_retry=on_retry)
     async with resp:
         extra: dict[str, str] = {}
         original = resp.headers.get(UPLOAD_URL_HEADER)

@@ -7,7 +7,7 @@ with a `kind` (connect, timeout, reset) for metrics, rendered in Google's error 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Literal
 
 import aiohttp
@@ -99,7 +99,12 @@ class Upstream:
         return (self.settings.vertex_url if api == "vertex" else self.settings.url).rstrip("/")
 
     async def send(
-        self, method: str, url: str, headers: CIMultiDict[str], body: Body
+        self,
+        method: str,
+        url: str,
+        headers: CIMultiDict[str],
+        body: Body,
+        on_retry: Callable[[], None] | None = None,
     ) -> aiohttp.ClientResponse:
         """Send one request; connect failures are retried only when the body can be resent."""
         assert self._session is not None, "Upstream.open() was not awaited"
@@ -111,6 +116,8 @@ class Upstream:
                 )
             except aiohttp.ClientConnectorError as exc:
                 if attempt + 1 < attempts:
+                    if on_retry is not None:
+                        on_retry()
                     await asyncio.sleep(0.05 * 2**attempt)
                     continue
                 raise UpstreamFailure("connect", upstream_unreachable(_describe(exc))) from None

@@ -151,7 +151,9 @@ def test_dashboard_is_importable_and_uses_variables_for_datasource_and_model() -
     assert wanted <= titles, wanted - titles
     doc_text = MONITORING_DOC.read_text()
     for title in titles:
-        assert f"**{title}**" in doc_text, f"README's Monitoring section does not describe {title!r}"
+        assert f"**{title}**" in doc_text, (
+            f"README's Monitoring section does not describe {title!r}"
+        )
 
 
 def test_dashboard_uses_every_gateway_metric_and_only_those() -> None:

@@ -133,15 +133,17 @@ def google_error(data: bytes) -> dict[str, object]:
 
 async def test_unreachable_upstream_is_a_502_in_googles_shape() -> None:
     async with gateway_stack(
-        cache={"backend": "off"}, upstream={"url": "http://127.0.0.1:9", "connect_retries": 0}
+        cache={"backend": "off"}, upstream={"url": "http://127.0.0.1:9", "connect_retries": 2}
     ) as stack:
-        status, headers, data = await raw(
-            stack.url, f"/v1beta/models/{MODEL}:generateContent", generate_body("x")
-        )
+        with capture_logs() as logs:
+            status, headers, data = await raw(
+                stack.url, f"/v1beta/models/{MODEL}:generateContent", generate_body("x")
+            )
         assert status == 502 and "Retry-After" in headers
         error = google_error(data)
         assert error["status"] == "UNAVAILABLE" and "could not reach" in str(error["message"])
         assert stack.metric("gemini_gateway_upstream_errors_total", kind="connect") == 1
+        assert [e["retries"] for e in logs if e["event"] == "request"] == [2]
 
 
 async def test_upstream_timeout_is_a_504() -> None:
