@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import math
 import re
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.cache import CacheError, PurgeFilter
+from gateway.config import Settings
 from gateway.errors import GatewayError, bad_request
+from gateway.metrics import metrics_handler
 from gateway.pipeline import Services
 
 SERVICES = web.AppKey("services", Services)
+SETTINGS = web.AppKey("settings", Settings)
 READY = web.AppKey("ready", dict[str, bool])
 PREFIX = "/_gateway"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -31,6 +34,10 @@ def add_routes(app: web.Application, metrics_path: str) -> None:
     app.router.add_get(f"{PREFIX}/cache", cache_stats)
     app.router.add_post(f"{PREFIX}/cache/purge", cache_purge)
     app.router.add_get(metrics_path, metrics_view)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    return await metrics_handler(request.app[SERVICES].metrics.registry)(request)
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -53,13 +60,6 @@ async def lanes_view(request: web.Request) -> web.Response:
             "lanes": [dataclasses.asdict(lane) for lane in snap.lanes],
         }
     )
-
-
-async def metrics_view(request: web.Request) -> web.Response:
-    registry = request.app[SERVICES].metrics.registry
-    resp = web.Response(body=generate_latest(registry))
-    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return resp
 
 
 async def cache_stats(request: web.Request) -> web.Response:
@@ -111,7 +111,10 @@ def parse_duration(text: str) -> float:
         raise bad_request(
             f"older_than must look like 90s, 30m, 12h or 7d, got {text!r}", "BAD_DURATION"
         )
-    return float(match[1]) * _UNITS[match[2]]
+    seconds = float(match[1]) * _UNITS[match[2]]
+    if not math.isfinite(seconds):
+        raise bad_request(f"older_than is too large: {text[:20]!r}...", "BAD_DURATION")
+    return seconds
 
 
 def _require_admin(request: web.Request, token: str) -> None:
@@ -121,7 +124,8 @@ def _require_admin(request: web.Request, token: str) -> None:
             "ADMIN_DISABLED",
             "Admin writes are off: set admin.token (GEMINI_GATEWAY_ADMIN_TOKEN).",
         )
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    given = given.strip() if scheme.lower() == "bearer" else ""
     if not hmac.compare_digest(given.encode(), token.encode()):
         raise GatewayError(
             401, "ADMIN_TOKEN_INVALID", "Send the admin token as 'Authorization: Bearer <token>'."

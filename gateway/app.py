@@ -7,12 +7,13 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import admin, auth, pipeline, proxy
-from gateway.admin import READY, SERVICES
+from gateway.admin import READY, SERVICES, SETTINGS
 from gateway.cache import CacheError, Store, open_store
 from gateway.config import Settings
 from gateway.errors import GatewayError, internal
@@ -27,6 +28,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 ROUTE = web.RequestKey("route", Route)
 CACHE_STATS_INTERVAL = 15.0
 UPLOAD_ROUTE = Route("upload", "gemini")
+SHUTDOWN_DEADLINE = web.AppKey("shutdown_deadline", dict[str, float])
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = get_logger()
 
@@ -38,15 +40,22 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         handler_args={"max_field_size": 65536},
     )
     app[READY] = {"ready": False}
+    app[SETTINGS] = settings
+    app[SHUTDOWN_DEADLINE] = {}
+    app.on_shutdown.append(_start_shutdown_clock)
     app.cleanup_ctx.append(_services(settings, registry))
     admin.add_routes(app, settings.metrics.path)
-    app.router.add_route("*", f"{proxy.UPLOAD_PREFIX}{{token}}/{{tail:.*}}", upload_chunk)
+    app.router.add_route("*", f"{proxy.UPLOAD_PREFIX}{{tail:.*}}", upload_chunk)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     app.on_response_prepare.append(_stamp_request_id)
     return app
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
+    if _is_gateway_path(request):
+        raise GatewayError(
+            404, "GATEWAY_ROUTE_NOT_FOUND", f"No gateway route {request.method} {request.path}."
+        )
     route = classify(request.method, request.path)
     request[ROUTE] = route
     services = request.app[SERVICES]
@@ -62,6 +71,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         on_retry=outcome.count_retry,
     )
     outcome.upstream_status = relayed.response.status
+    if not relayed.complete:
+        outcome.failure = "reset"
     return relayed.response
 
 
@@ -73,17 +84,21 @@ async def upload_chunk(request: web.Request) -> web.StreamResponse:
     return relayed.response
 
 
+def _is_gateway_path(request: web.Request) -> bool:
+    """The gateway's own routes (not proxied, not counted as API traffic)."""
+    path = request.path
+    if path.startswith(proxy.UPLOAD_PREFIX):
+        return False
+    return path.startswith(admin.PREFIX + "/") or path == request.app[SETTINGS].metrics.path
+
+
 @web.middleware
 async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, timing, error rendering, access log and request metrics."""
     request[REQUEST_ID] = request.headers.get("x-request-id") or uuid.uuid4().hex
-    if request.path.startswith(admin.PREFIX + "/") and not request.path.startswith(
-        proxy.UPLOAD_PREFIX
-    ):
+    if _is_gateway_path(request):
         return await _render(request, handler)
     services = request.app[SERVICES]
-    if request.path == services.settings.metrics.path:
-        return await _render(request, handler)
     request[OUTCOME] = outcome = Outcome()
     started = time.monotonic()
     services.metrics.in_flight.inc()
@@ -197,20 +212,32 @@ def _services(
             yield
         finally:
             app[READY]["ready"] = False
-            services = app[SERVICES]
-            if services.background:  # calls finishing upstream for clients that left
-                await asyncio.wait(
-                    services.background, timeout=settings.server.shutdown_timeout_seconds
-                )
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            # Calls still finishing upstream for clients that left get what is left of the
+            # shutdown grace (aiohttp spent the rest on open requests), then are cancelled.
+            left = app[SHUTDOWN_DEADLINE].get("at", 0.0) - time.monotonic()
+            await _finish(app[SERVICES].background, max(0.0, left))
+            await _finish({refresher}, 0.0)
             if store is not None:
                 await store.close()
             await upstream.close()
             await metrics_server.close()
 
     return ctx
+
+
+async def _start_shutdown_clock(app: web.Application) -> None:
+    grace = app[SETTINGS].server.shutdown_timeout_seconds
+    app[SHUTDOWN_DEADLINE]["at"] = time.monotonic() + grace
+
+
+async def _finish(tasks: set[asyncio.Task[Any]], timeout: float) -> None:
+    """Wait up to `timeout` for tasks, then cancel and await the rest."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout) if timeout > 0 else (set(), tasks)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def _open_store(settings: Settings, metrics: Metrics) -> Store | None:

@@ -19,6 +19,7 @@ from multidict import CIMultiDict
 from gateway.config import CacheSettings
 
 SECRET_FILE = "gateway-secret"
+MIN_SECRET_BYTES = 16
 
 
 def credential(request: web.BaseRequest) -> str:
@@ -52,12 +53,17 @@ def load_or_create_secret(settings: CacheSettings) -> bytes:
         return secrets.token_bytes(32)
     path = Path(settings.dir) / SECRET_FILE
     try:
-        return bytes.fromhex(path.read_text().strip())
+        kept = bytes.fromhex(path.read_text().strip())
+        if len(kept) >= MIN_SECRET_BYTES:  # an empty or short file would make tokens forgeable
+            return kept
     except (FileNotFoundError, ValueError):
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Written whole under a temporary name, then renamed: a crash never leaves it empty.
+    temp = path.with_name(f".{SECRET_FILE}.{os.getpid()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(value.hex())
+    os.replace(temp, path)
     return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -140,6 +141,12 @@ class CacheSettings:
         )
         _check(self.max_bytes >= 1, "cache.max_bytes", self.max_bytes, "must be >= 1")
         _check(self.ttl_seconds > 0, "cache.ttl_seconds", self.ttl_seconds, "must be > 0")
+        _check(
+            not self.secret or len(self.secret) >= 16,
+            "cache.secret",
+            "***",
+            "must be empty (generated) or at least 16 characters",
+        )
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,12 @@ class MetricsSettings:
 
     def validate(self) -> None:
         _check(self.path.startswith("/"), "metrics.path", self.path, "must start with /")
+        _check(
+            not re.match(r"^/(v\d|upload/|_gateway/)", self.path),
+            "metrics.path",
+            self.path,
+            "must not shadow a Gemini API path or /_gateway/",
+        )
         _check(0 <= self.port <= 65535, "metrics.port", self.port, "must be 0 (off) or 1..65535")
 
 

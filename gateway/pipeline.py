@@ -10,26 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
 from gateway import auth, gemini
 from gateway.cache import CacheError, CorruptEntry, Entry, Store, decode, encode
+from gateway.cache.entry import Kind
 from gateway.cache.policy import Capture, DirectiveError, Directives, matches, parse_directives
 from gateway.config import Settings
 from gateway.errors import GatewayError, bad_request, body_too_large
 from gateway.lanes import Held, Lanes, QueueRejected
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
-from gateway.proxy import request_headers
+from gateway.proxy import request_headers, target
 from gateway.relay import Relayed, relay
 from gateway.routing import Route
 from gateway.upstream import Upstream
 
-PARSE_OFF_LOOP_BYTES = 4 * 1024 * 1024
+OFF_LOOP_BYTES = 1024 * 1024
+MAX_ENTRY_BYTES = 64 * 1024 * 1024
 _CACHE_HEADER = "x-gateway-cache"
 _WAIT_HEADER = "x-gateway-queue-wait-ms"
 CACHE_LANE_PREFIX = "cache:"
@@ -118,7 +122,7 @@ async def handle(request: web.Request, route: Route, services: Services) -> web.
 
 async def _wait_for_lanes(lanes: contextlib.AsyncExitStack, call: Call, services: Services) -> Held:
     keys = call.fingerprints if call.serialize else ()
-    if call.key is not None:
+    if call.key is not None and not call.directives.no_cache:  # a refresh need not coalesce
         keys += (CACHE_LANE_PREFIX + call.key,)
     try:
         return await lanes.enter_async_context(services.lanes.hold(keys, size=len(call.body)))
@@ -160,7 +164,7 @@ async def _prepare(request: web.Request, route: Route, services: Services) -> Ca
     except DirectiveError as exc:
         raise bad_request(str(exc), "BAD_CACHE_DIRECTIVE") from None
     body = await _read_body(request, settings.server.max_body_bytes)
-    if len(body) > PARSE_OFF_LOOP_BYTES:
+    if len(body) > OFF_LOOP_BYTES:
         parsed = await asyncio.to_thread(gemini.parse_body, body)
     else:
         parsed = gemini.parse_body(body)
@@ -186,10 +190,12 @@ async def _prepare(request: web.Request, route: Route, services: Services) -> Ca
 
 
 def _operation(request: web.Request, route: Route) -> str:
-    """SSE and JSON-array streams are different answers to the same call."""
-    if route.kind == "stream_generate":
-        return f"stream:{request.query.get('alt', 'json')}"
-    return route.kind
+    """Everything outside the body that can change the answer: the path (API, project,
+    location, model, action), the query (`alt`, `fields`, ...) but the key, which the
+    scope covers, and a field mask."""
+    query = sorted((k, v) for k, v in request.query.items() if k != "key")
+    mask = request.headers.get("X-Goog-FieldMask", "")
+    return json.dumps([route.kind, request.path, query, mask], separators=(",", ":"))
 
 
 def _variant(services: Services, key: str, variants: int) -> str:
@@ -271,7 +277,7 @@ async def _call_upstream(
     # Identity encoding: the cache and the SSE tee need the bytes the model produced.
     headers["Accept-Encoding"] = "identity"
     headers["Content-Length"] = str(len(call.body))
-    url = upstream.base_url(route.api) + request.raw_path
+    url = upstream.base_url(route.api) + target(request)
     extra = {_CACHE_HEADER: outcome.cache.upper()} if outcome.cache != "off" else {}
     if outcome.queue_wait_ms is not None:
         extra[_WAIT_HEADER] = f"{outcome.queue_wait_ms:.0f}"
@@ -294,19 +300,17 @@ async def _call_upstream(
         if not relayed.complete:
             outcome.failure = "reset"
         elif capture is not None and call.key is not None:
-            entry = capture.entry(resp.status, resp.headers, route.model, time.time())
-            if entry is not None:
-                await _store(services, call.key, entry)
+            await _store(services, call.key, capture, resp.status, resp.headers, route.model)
         return relayed.response
 
 
 def _capture(call: Call, request: web.Request, services: Services) -> Capture | None:
     if call.key is None:
         return None
-    kind: Any = "body"
+    kind: Kind = "body"
     if call.route.kind == "stream_generate":
         kind = "sse" if request.query.get("alt") == "sse" else "array"
-    return Capture(kind, limit=max(1, services.settings.cache.max_bytes // 4))
+    return Capture(kind, limit=min(MAX_ENTRY_BYTES, services.settings.cache.max_bytes // 4))
 
 
 def _observe_upstream(
@@ -320,10 +324,30 @@ def _observe_upstream(
         metrics.upstream_ttfb.labels(model).observe(relayed.first_byte_seconds)
 
 
-async def _store(services: Services, key: str, entry: Entry) -> None:
+async def _store(
+    services: Services,
+    key: str,
+    capture: Capture,
+    status: int,
+    headers: Mapping[str, str],
+    model: str,
+) -> None:
+    """Check, build and encode the entry (off the loop when large), then store it."""
     assert services.store is not None
+    now = time.time()
+    build = functools.partial(_encoded_entry, capture, status, headers, model, now)
+    data = await asyncio.to_thread(build) if capture.size > OFF_LOOP_BYTES else build()
+    if data is None:
+        return
     try:
-        await services.store.put(key, encode(entry), model=entry.model, created_at=entry.created_at)
+        await services.store.put(key, data, model=model, created_at=now)
     except CacheError as exc:
         services.metrics.cache_errors.labels("write").inc()
         log.warning("cache_write_failed", error=str(exc))
+
+
+def _encoded_entry(
+    capture: Capture, status: int, headers: Mapping[str, str], model: str, now: float
+) -> bytes | None:
+    entry = capture.entry(status, headers, model, now)
+    return None if entry is None else encode(entry)

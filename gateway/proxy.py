@@ -9,6 +9,7 @@ as an open proxy to arbitrary hosts.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -30,24 +31,39 @@ _REQUEST_DROP = frozenset({"host", "content-length"})
 
 
 def request_headers(request: web.BaseRequest, api_key: str = "") -> CIMultiDict[str]:
+    """End-to-end headers for the upstream; the gateway's own `x-gateway-*` stay here."""
     headers = end_to_end(request.headers, drop=_REQUEST_DROP)
+    for name in [name for name in headers if name.lower().startswith("x-gateway-")]:
+        del headers[name]
     auth.inject_api_key(headers, api_key, bool(auth.credential(request)))
     return headers
 
 
-async def _body(request: web.BaseRequest) -> AsyncIterator[bytes]:
-    async for chunk in request.content.iter_any():
+def target(request: web.BaseRequest) -> str:
+    """Path and query exactly as sent (also for an absolute-form request target)."""
+    raw = request.raw_path
+    return raw if raw.startswith("/") else request.rel_url.raw_path_qs
+
+
+async def _body(request: web.BaseRequest, idle_seconds: float) -> AsyncIterator[bytes]:
+    """The client's body as it arrives; a client that stalls longer than `idle_seconds`
+    ends it, so it cannot hold an upstream connection forever."""
+    while True:
+        async with asyncio.timeout(idle_seconds):
+            chunk = await request.content.readany()
+        if not chunk:
+            return
         yield chunk
 
 
 def _stream_body(
-    request: web.BaseRequest, headers: CIMultiDict[str]
+    request: web.BaseRequest, headers: CIMultiDict[str], idle_seconds: float
 ) -> AsyncIterator[bytes] | bytes | None:
     """The request body as a stream, keeping the client's Content-Length when it sent one."""
     if request.content_length is not None:
         headers["Content-Length"] = str(request.content_length)
-        return _body(request) if request.content_length else b""
-    return _body(request) if request.body_exists else None
+        return _body(request, idle_seconds) if request.content_length else b""
+    return _body(request, idle_seconds) if request.body_exists else None
 
 
 async def forward(
@@ -60,8 +76,8 @@ async def forward(
 ) -> Relayed:
     """Forward any non-generate request unchanged; rewrite upload URLs on the way back."""
     headers = request_headers(request, api_key)
-    url = upstream.base_url(route.api) + request.raw_path
-    body = _stream_body(request, headers)
+    url = upstream.base_url(route.api) + target(request)
+    body = _stream_body(request, headers, upstream.settings.read_timeout_seconds)
     resp = await upstream.send(request.method, url, headers, body, on_retry=on_retry)
     async with resp:
         extra: dict[str, str] = {}
@@ -72,43 +88,48 @@ async def forward(
 
 
 async def forward_upload_chunk(request: web.Request, upstream: Upstream, secret: bytes) -> Relayed:
-    """Send upload bytes to the origin the rewritten URL names."""
-    token = request.match_info["token"]
-    origin = _verify(token, secret)
+    """Send upload bytes to the URL the rewritten one stands for."""
+    token, slash, tail = target(request).removeprefix(UPLOAD_PREFIX).partition("/")
+    original = _verify(token, slash + tail, secret)
     headers = request_headers(request)
-    target = origin + request.raw_path[len(UPLOAD_PREFIX) + len(token) :]
-    resp = await upstream.send(request.method, target, headers, _stream_body(request, headers))
+    body = _stream_body(request, headers, upstream.settings.read_timeout_seconds)
+    resp = await upstream.send(request.method, original, headers, body)
     async with resp:
         return await relay(request, resp, upstream)
 
 
 def rewrite_upload_url(original: str, request: web.BaseRequest, secret: bytes) -> str:
+    """`/_gateway/upload/<origin>.<mac>/<path?query>` on the host the client reached us by;
+    the MAC covers origin, path and query, so the token opens exactly this one URL."""
     url = URL(original)
     origin = f"{url.scheme}://{url.raw_authority}"
-    token = _sign(origin, secret)
-    base = f"{request.scheme}://{request.host}"
-    query = f"?{url.raw_query_string}" if url.raw_query_string else ""
-    return f"{base}{UPLOAD_PREFIX}{token}{url.raw_path}{query}"
+    tail = url.raw_path_qs
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    return f"{scheme}://{request.host}{UPLOAD_PREFIX}{_sign(origin, tail, secret)}{tail}"
 
 
-def _sign(origin: str, secret: bytes) -> str:
+def _sign(origin: str, tail: str, secret: bytes) -> str:
     encoded = base64.urlsafe_b64encode(origin.encode()).decode().rstrip("=")
-    mac = hmac.new(secret, b"upload:" + origin.encode(), hashlib.sha256).hexdigest()[:24]
-    return f"{encoded}.{mac}"
+    return f"{encoded}.{_mac(origin, tail, secret)}"
 
 
-def _verify(token: str, secret: bytes) -> str:
+def _mac(origin: str, tail: str, secret: bytes) -> str:
+    message = f"upload\n{origin}\n{tail}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+
+
+def _verify(token: str, tail: str, secret: bytes) -> str:
+    """The original upload URL, if this gateway signed the token for exactly this tail."""
     encoded, _, mac = token.partition(".")
     try:
         origin = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
     except ValueError:
         origin = ""
-    expected = _sign(origin, secret).partition(".")[2] if origin else ""
-    if not origin or not hmac.compare_digest(mac, expected):
+    if not origin or not hmac.compare_digest(mac, _mac(origin, tail, secret)):
         raise GatewayError(
             403,
             "UPLOAD_URL_INVALID",
             "This upload URL was not issued by this gateway (or the gateway "
             "secret changed); start the upload again.",
         )
-    return origin
+    return origin + tail

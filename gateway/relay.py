@@ -21,8 +21,8 @@ from gateway.upstream import Upstream, end_to_end
 SMALL_BODY = 256 * 1024
 CHUNK = 64 * 1024
 
-# Set by aiohttp from what we actually send; the upstream's values would be wrong for us.
-_RESPONSE_DROP = frozenset({"content-length", "date", "server"})
+# Set by aiohttp from what we actually send; the upstream's value would be wrong for us.
+_RESPONSE_DROP = frozenset({"content-length"})
 
 
 @dataclass(slots=True)
@@ -57,7 +57,7 @@ async def relay(
     started = time.monotonic() if started is None else started
     headers = response_headers(resp, extra_headers or {})
     length = resp.content_length
-    if not streaming and length is not None and length <= SMALL_BODY:
+    if not streaming and length is not None and length <= SMALL_BODY and request.method != "HEAD":
         try:
             body = await resp.read()
         except Exception as exc:

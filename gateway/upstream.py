@@ -77,8 +77,11 @@ class Upstream:
         connector = aiohttp.TCPConnector(
             limit=self.settings.pool_size, limit_per_host=0, enable_cleanup_closed=True
         )
+        # `connect` also bounds the wait for a free pooled connection, so a full pool
+        # (stalled uploads, say) answers 504 instead of hanging every call behind it.
         timeout = aiohttp.ClientTimeout(
             total=None,
+            connect=self.settings.connect_timeout_seconds,
             sock_connect=self.settings.connect_timeout_seconds,
             sock_read=self.settings.read_timeout_seconds,
         )
@@ -127,6 +130,10 @@ class Upstream:
 
     def failure(self, exc: BaseException) -> UpstreamFailure:
         """Translate an aiohttp/asyncio error met while sending or reading."""
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            seconds = self.settings.connect_timeout_seconds
+            detail = f"no connection within {seconds:g} s (upstream.connect_timeout_seconds)"
+            return UpstreamFailure("connect", upstream_unreachable(detail))
         if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
             return UpstreamFailure("timeout", upstream_timeout(self.settings.read_timeout_seconds))
         if isinstance(exc, aiohttp.ClientConnectorError):

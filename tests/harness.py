@@ -48,7 +48,7 @@ def stack_settings(upstream_url: str, **sections: dict[str, Any]) -> Settings:
     settings = load_settings(environ={}).replace(
         "upstream", url=upstream_url, vertex_url=upstream_url
     )
-    settings = settings.replace("cache", backend="memory", secret="test-secret")
+    settings = settings.replace("cache", backend="memory", secret="test-secret-0123456789")
     for section, changes in sections.items():
         settings = settings.replace(section, **changes)
     return settings

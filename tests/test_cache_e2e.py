@@ -294,3 +294,30 @@ async def test_cli_cache_stats_and_purge(
         await asyncio.to_thread(cli_main, ["cache", "purge", "--all", "--config", str(config)]) == 0
     )
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["removed"] == 2
+
+
+async def test_purge_refuses_silly_durations_and_accepts_any_bearer_case() -> None:
+    async with gateway_stack(admin={"token": ADMIN}) as stack, aiohttp.ClientSession() as s:
+        auth = {"Authorization": f"bearer {ADMIN}"}
+        async with s.post(
+            f"{stack.url}/_gateway/cache/purge?older_than={'9' * 400}", headers=auth
+        ) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["status"] == "INVALID_ARGUMENT"
+        async with s.post(f"{stack.url}/_gateway/cache/purge?older_than=7d", headers=auth) as resp:
+            assert resp.status == 200
+
+
+async def test_query_and_field_mask_are_part_of_the_key() -> None:
+    async with gateway_stack() as stack:
+        body = generate_body("shaped")
+        assert (await post(stack, gen(), body))[1]["x-gateway-cache"] == "MISS"
+        assert (await post(stack, gen() + "?key=test-key", body, x_goog_api_key="test-key"))[1][
+            "x-gateway-cache"
+        ] == "HIT"
+        assert (await post(stack, gen() + "?fields=candidates", body))[1][
+            "x-gateway-cache"
+        ] == "MISS"
+        assert (await post(stack, gen(), body, x_goog_fieldmask="candidates"))[1][
+            "x-gateway-cache"
+        ] == "MISS"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -84,3 +85,59 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path, capsys) -> None:  # t
     config.write_text("[lanes]\nper_lane_concurrency = 0\n")
     assert main(["serve", "--config", str(config)]) == 2
     assert "lanes.per_lane_concurrency" in capsys.readouterr().err
+
+
+def test_sigterm_during_a_long_call_exits_within_the_grace(tmp_path: Path) -> None:
+    import threading
+
+    from tests.emulator.bodies import KEY_HEADERS, generate_body
+    from tests.harness import threaded_stack
+
+    with threaded_stack() as stack:
+        port = free_port()
+        env = {
+            **os.environ,
+            "GEMINI_GATEWAY_CACHE_DIR": str(tmp_path),
+            "GEMINI_GATEWAY_UPSTREAM": stack.emulator.url,
+            "GEMINI_GATEWAY_SERVER_SHUTDOWN_TIMEOUT_SECONDS": "1",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/_gateway/healthz", timeout=1).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+            slow = urllib.request.Request(
+                f"{url}/v1beta/models/gemini-2.5-flash:generateContent",
+                data=generate_body("slow"),
+                headers={**KEY_HEADERS, "x-emulator-latency": "10"},
+            )
+            caller = threading.Thread(
+                target=lambda: _ignore_errors(lambda: urllib.request.urlopen(slow, timeout=30)),
+                daemon=True,
+            )
+            caller.start()
+            time.sleep(0.5)
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+            assert time.monotonic() - started < 4
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _ignore_errors(fn) -> None:  # type: ignore[no-untyped-def]
+    with contextlib.suppress(OSError):
+        fn()

@@ -69,7 +69,7 @@ def test_secrets_are_masked_everywhere() -> None:
         environ={
             "GEMINI_GATEWAY_ADMIN_TOKEN": "t" * 20,
             "GEMINI_GATEWAY_UPSTREAM_API_KEY": "AIzaSECRETSECRET",
-            "GEMINI_GATEWAY_CACHE_SECRET": "s3cret",
+            "GEMINI_GATEWAY_CACHE_SECRET": "s3cret-s3cret-s3cret",
         }
     )
     text = repr(describe(settings))

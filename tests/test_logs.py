@@ -22,3 +22,25 @@ def test_processor_scrubs_nested_values() -> None:
     with capture_logs(processors=[redact]) as logs:
         structlog.get_logger().info("boom", error=f"failed for {KEY}", extra={"k": [KEY]})
     assert KEY not in repr(logs)
+
+
+def test_stdlib_records_are_redacted_json(capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import logging
+
+    from gateway.logs import configure
+
+    configure("json", "info")
+    try:
+        try:
+            raise ValueError(f"bad line /v1beta/models?key={KEY}")
+        except ValueError:
+            logging.getLogger("aiohttp.server").exception("Error handling request")
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    err = capsys.readouterr().err
+    assert KEY not in err
+    line = json.loads(err.strip().splitlines()[-1])
+    assert line["event"] == "Error handling request" and line["level"] == "error"
+    assert "ValueError" in line["exception"]

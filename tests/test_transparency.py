@@ -235,3 +235,50 @@ async def test_serve_helper_binds_loopback() -> None:
     app = web.Application()
     async with serve(app) as url:
         assert url.startswith("http://127.0.0.1:")
+
+
+async def test_unknown_gateway_routes_are_404_in_googles_shape() -> None:
+    async with gateway_stack() as stack:
+        for method, path in [
+            ("GET", "/_gateway/nothing"),
+            ("POST", "/_gateway/healthz"),
+            ("PUT", "/metrics"),
+        ]:
+            status, _, data = await raw(stack.url, path, method=method)
+            assert status == 404 and google_error(data)["status"] == "NOT_FOUND"
+        status, _, data = await raw(stack.url, "/_gateway/upload/garbage")
+        assert status == 403 and google_error(data)["status"] == "PERMISSION_DENIED"
+        assert not stack.emulator.records
+
+
+async def test_gateway_headers_stay_at_the_gateway_and_head_keeps_its_length() -> None:
+    async with gateway_stack() as stack:
+        await raw(
+            stack.url,
+            f"/v1beta/models/{MODEL}:generateContent",
+            generate_body("h"),
+            headers={**KEY_HEADERS, "x-gateway-cache-variants": "2"},
+        )
+        assert "x-gateway-cache-variants" not in stack.emulator.records[-1].headers
+        _, direct, _ = await raw(stack.emulator.url, "/v1beta/models", method="HEAD")
+        status, through, _ = await raw(stack.url, "/v1beta/models", method="HEAD")
+        assert status == 200 and through["Content-Length"] == direct["Content-Length"] != "0"
+
+
+async def test_absolute_form_targets_are_forwarded_by_path() -> None:
+    async with gateway_stack(cache={"backend": "off"}) as stack:
+        host, port = stack.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        body = generate_body("absolute")
+        writer.write(
+            f"POST http://elsewhere.example/v1beta/models/{MODEL}:generateContent HTTP/1.1\r\n"
+            f"Host: elsewhere.example\r\nx-goog-api-key: test-key\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        response = await reader.read()
+        writer.close()
+        assert response.startswith(b"HTTP/1.1 200")
+        assert stack.emulator.records[-1].path == f"/v1beta/models/{MODEL}:generateContent"

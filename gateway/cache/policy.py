@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
-from gateway.cache.entry import Entry
+from gateway.cache.entry import Entry, Kind
 
 MAX_VARIANTS = 16
 REPLAYED_HEADERS = ("content-type",)
-_EVENT = re.compile(rb".*?(?:\r\n\r\n|\n\n|\r\r)", re.S)
 _FINISH = b'"finishReason"'
 
 
@@ -71,9 +68,6 @@ def matches(model: str, globs: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(model, pattern) for pattern in globs)
 
 
-Kind = Literal["body", "sse", "array"]
-
-
 class Capture:
     """Collects an answer's chunks as they are relayed; gives up past `limit` bytes."""
 
@@ -112,10 +106,7 @@ class Capture:
 
 def complete_chunks(kind: Kind, data: bytes) -> tuple[bytes, ...] | None:
     if kind == "sse":
-        events = _EVENT.findall(data)
-        if not events or sum(map(len, events)) != len(data) or _FINISH not in events[-1]:
-            return None
-        return tuple(events)
+        return _sse_events(data)
     if kind == "array":
         try:
             items = json.loads(data)
@@ -128,7 +119,20 @@ def complete_chunks(kind: Kind, data: bytes) -> tuple[bytes, ...] | None:
         ):
             return None
         return (data,)
-    stripped = data.strip()
-    if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+    # Only the ends are looked at: a whole body parse of an image answer costs milliseconds.
+    if not (data[:64].lstrip().startswith(b"{") and data[-64:].rstrip().endswith(b"}")):
         return None
     return (data,)
+
+
+def _sse_events(data: bytes) -> tuple[bytes, ...] | None:
+    """The stream as one chunk, if its last event is terminated and finished the answer.
+
+    Replaying the same bytes in one write keeps the events and their framing; only the
+    last event is inspected, so a multi-megabyte image stream costs no scan."""
+    separator = b"\r\n\r\n" if data.endswith(b"\r\n\r\n") else b"\n\n"
+    if not data.endswith(separator):
+        return None
+    start = data.rfind(separator, 0, len(data) - len(separator))
+    last = data[start + len(separator) if start >= 0 else 0 :]
+    return (data,) if _FINISH in last else None
