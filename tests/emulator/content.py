@@ -86,7 +86,7 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object, or Google's 400 for anything else."""
     try:
         doc = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise invalid_json() from None
     if not isinstance(doc, dict):
         raise invalid_json()
