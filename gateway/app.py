@@ -16,13 +16,13 @@ from gateway import admin, auth, pipeline, proxy
 from gateway.admin import READY, SERVICES, SETTINGS
 from gateway.cache import CacheError, Store, open_store
 from gateway.config import Settings
-from gateway.errors import GatewayError, internal
+from gateway.errors import GatewayError, UpstreamFailure, internal
 from gateway.lanes import LaneLimits, LocalLanes
 from gateway.logs import get_logger
 from gateway.metrics import Metrics, serve_metrics
 from gateway.pipeline import OUTCOME, Outcome, Services
 from gateway.routing import Route, classify
-from gateway.upstream import Upstream, UpstreamFailure
+from gateway.upstream import Upstream
 
 REQUEST_ID = web.RequestKey("request_id", str)
 ROUTE = web.RequestKey("route", Route)
@@ -140,7 +140,7 @@ def _account(
     operation = metrics.operation(route.operation)
     status = response.status if response is not None else 499
     bytes_out = _bytes_out(response)
-    bytes_in = request.content_length or 0
+    bytes_in = outcome.bytes_in if outcome.bytes_in is not None else request.content_length or 0
     metrics.requests.labels(operation, model, str(status), outcome.cache).inc()
     metrics.request_duration.labels(operation, model, outcome.cache).observe(seconds)
     metrics.request_bytes.labels(operation).observe(bytes_in)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -99,31 +99,39 @@ def body_too_large(limit: int) -> GatewayError:
     )
 
 
-def upstream_unreachable(detail: str) -> GatewayError:
-    return GatewayError(
+FailureKind = Literal["connect", "timeout", "reset"]
+
+# kind -> (HTTP code, reason, message template, Retry-After)
+_UPSTREAM_FAILURES: dict[str, tuple[int, str, str, float | None]] = {
+    "connect": (
         502,
         "UPSTREAM_UNREACHABLE",
-        f"The gateway could not reach the Gemini API upstream: {detail}.",
-        retry_after=1.0,
-    )
-
-
-def upstream_reset(detail: str) -> GatewayError:
-    return GatewayError(
+        "The gateway could not reach the Gemini API upstream: {}.",
+        1.0,
+    ),
+    "reset": (
         502,
         "UPSTREAM_RESET",
-        f"The Gemini API upstream closed the connection early: {detail}.",
-        retry_after=1.0,
-    )
-
-
-def upstream_timeout(seconds: float) -> GatewayError:
-    return GatewayError(
+        "The Gemini API upstream closed the connection early: {}.",
+        1.0,
+    ),
+    "timeout": (
         504,
         "UPSTREAM_TIMEOUT",
-        f"The Gemini API upstream did not answer within {seconds:g} s "
-        "(upstream.read_timeout_seconds).",
-    )
+        "The Gemini API upstream did not answer within {} (upstream.read_timeout_seconds).",
+        None,
+    ),
+}
+
+
+class UpstreamFailure(GatewayError):
+    """The upstream could not be reached, timed out or broke the connection; `kind` is
+    the metrics label."""
+
+    def __init__(self, kind: FailureKind, detail: str) -> None:
+        code, reason, template, retry_after = _UPSTREAM_FAILURES[kind]
+        super().__init__(code, reason, template.format(detail), retry_after)
+        self.kind: FailureKind = kind
 
 
 def internal(detail: str = "unexpected gateway error") -> GatewayError:

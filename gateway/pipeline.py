@@ -70,6 +70,7 @@ class Outcome:
     upstream_status: int | None = None
     failure: str | None = None
     retries: int = 0
+    bytes_in: int | None = None
 
     def count_retry(self) -> None:
         self.retries += 1
@@ -164,6 +165,7 @@ async def _prepare(request: web.Request, route: Route, services: Services) -> Ca
     except DirectiveError as exc:
         raise bad_request(str(exc), "BAD_CACHE_DIRECTIVE") from None
     body = await _read_body(request, settings.server.max_body_bytes)
+    request[OUTCOME].bytes_in = len(body)
     if len(body) > OFF_LOOP_BYTES:
         parsed = await asyncio.to_thread(gemini.parse_body, body)
     else:

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, Callable, Mapping
-from typing import Literal
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.config import UpstreamSettings
-from gateway.errors import GatewayError, upstream_reset, upstream_timeout, upstream_unreachable
+from gateway.errors import UpstreamFailure
 
-FailureKind = Literal["connect", "timeout", "reset"]
 Body = bytes | AsyncIterable[bytes] | None
 
 # RFC 9110 section 7.6.1: connection-specific fields a proxy must not forward.
@@ -33,14 +31,6 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-
-
-class UpstreamFailure(GatewayError):
-    """The upstream could not be reached, timed out or broke the connection."""
-
-    def __init__(self, kind: FailureKind, error: GatewayError) -> None:
-        super().__init__(error.code, error.reason, error.message, error.retry_after)
-        self.kind: FailureKind = kind
 
 
 def end_to_end(
@@ -123,7 +113,7 @@ class Upstream:
                         on_retry()
                     await asyncio.sleep(0.05 * 2**attempt)
                     continue
-                raise UpstreamFailure("connect", upstream_unreachable(_describe(exc))) from None
+                raise UpstreamFailure("connect", _describe(exc)) from None
             except Exception as exc:
                 raise self.failure(exc) from None
         raise AssertionError("unreachable")
@@ -133,12 +123,12 @@ class Upstream:
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             seconds = self.settings.connect_timeout_seconds
             detail = f"no connection within {seconds:g} s (upstream.connect_timeout_seconds)"
-            return UpstreamFailure("connect", upstream_unreachable(detail))
+            return UpstreamFailure("connect", detail)
         if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-            return UpstreamFailure("timeout", upstream_timeout(self.settings.read_timeout_seconds))
+            return UpstreamFailure("timeout", f"{self.settings.read_timeout_seconds:g} s")
         if isinstance(exc, aiohttp.ClientConnectorError):
-            return UpstreamFailure("connect", upstream_unreachable(_describe(exc)))
-        return UpstreamFailure("reset", upstream_reset(_describe(exc)))
+            return UpstreamFailure("connect", _describe(exc))
+        return UpstreamFailure("reset", _describe(exc))
 
 
 def _is_stream(body: Body) -> bool:

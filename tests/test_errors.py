@@ -1,6 +1,6 @@
 import json
 
-from gateway.errors import GatewayError, body_too_large, upstream_timeout
+from gateway.errors import GatewayError, UpstreamFailure, body_too_large
 
 
 def test_google_error_shape_with_retry() -> None:
@@ -20,6 +20,6 @@ def test_google_error_shape_with_retry() -> None:
 def test_messages_say_what_to_do() -> None:
     assert "server.max_body_bytes" in body_too_large(10).message
     assert body_too_large(10).code == 413
-    timeout = upstream_timeout(30)
+    timeout = UpstreamFailure("timeout", "30 s")
     assert timeout.code == 504 and timeout.status == "DEADLINE_EXCEEDED"
     assert "Retry-After" not in timeout.response().headers
