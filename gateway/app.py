@@ -21,6 +21,7 @@ from gateway.lanes import LaneLimits, LocalLanes
 from gateway.logs import get_logger
 from gateway.metrics import Metrics, serve_metrics
 from gateway.pipeline import OUTCOME, Outcome, Services
+from gateway.relay import Relayed
 from gateway.routing import Route, classify
 from gateway.upstream import Upstream
 
@@ -61,26 +62,31 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     if route.is_generate:
         return await pipeline.handle(request, route, services)
-    outcome = request[OUTCOME]
     relayed = await proxy.forward(
         request,
         route,
         services.upstream,
         services.secret,
         services.settings.upstream.api_key,
-        on_retry=outcome.count_retry,
+        on_retry=request[OUTCOME].count_retry,
     )
-    outcome.upstream_status = relayed.response.status
-    if not relayed.complete:
-        outcome.failure = "reset"
-    return relayed.response
+    return _note(request, relayed)
 
 
 async def upload_chunk(request: web.Request) -> web.StreamResponse:
     request[ROUTE] = UPLOAD_ROUTE
     services = request.app[SERVICES]
-    relayed = await proxy.forward_upload_chunk(request, services.upstream, services.secret)
-    request[OUTCOME].upstream_status = relayed.response.status
+    return _note(
+        request, await proxy.forward_upload_chunk(request, services.upstream, services.secret)
+    )
+
+
+def _note(request: web.Request, relayed: Relayed) -> web.StreamResponse:
+    """Record a relayed answer in the request's outcome (a cut stream is a reset)."""
+    outcome = request[OUTCOME]
+    outcome.upstream_status = relayed.response.status
+    if not relayed.complete:
+        outcome.failure = "reset"
     return relayed.response
 
 
