@@ -82,11 +82,7 @@ async def upload_chunk(request: web.Request) -> web.StreamResponse:
 
 
 def _note(request: web.Request, relayed: Relayed) -> web.StreamResponse:
-    """Record a relayed answer in the request's outcome (a cut stream is a reset)."""
-    outcome = request[OUTCOME]
-    outcome.upstream_status = relayed.response.status
-    if not relayed.complete:
-        outcome.failure = "reset"
+    request[OUTCOME].relayed(relayed)
     return relayed.response
 
 
@@ -145,7 +141,7 @@ def _account(
     model = metrics.model(route.model)
     operation = metrics.operation(route.operation)
     status = response.status if response is not None else 499
-    bytes_out = _bytes_out(response)
+    bytes_out = outcome.bytes_out if outcome.bytes_out is not None else _bytes_out(response)
     bytes_in = outcome.bytes_in if outcome.bytes_in is not None else request.content_length or 0
     metrics.requests.labels(operation, model, str(status), outcome.cache).inc()
     metrics.request_duration.labels(operation, model, outcome.cache).observe(seconds)

@@ -71,6 +71,14 @@ class Outcome:
     failure: str | None = None
     retries: int = 0
     bytes_in: int | None = None
+    bytes_out: int | None = None
+
+    def relayed(self, relayed: Relayed) -> None:
+        """Record an answer relayed from the upstream (a cut stream is a reset)."""
+        self.upstream_status = relayed.response.status
+        self.bytes_out = relayed.bytes_out
+        if not relayed.complete:
+            self.failure = "reset"
 
     def count_retry(self) -> None:
         self.retries += 1
@@ -299,9 +307,8 @@ async def _call_upstream(
             started=started,
         )
         _observe_upstream(services, call, outcome, relayed, time.monotonic() - started)
-        if not relayed.complete:
-            outcome.failure = "reset"
-        elif capture is not None and call.key is not None:
+        outcome.relayed(relayed)
+        if relayed.complete and capture is not None and call.key is not None:
             await _store(services, call.key, capture, resp.status, resp.headers, route.model)
         return relayed.response
 
