@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway import admin, auth, pipeline, proxy
+from gateway import admin, auth, heap, pipeline, proxy
 from gateway.admin import READY, SERVICES, SETTINGS
 from gateway.cache import CacheError, Store, open_store
 from gateway.config import Settings
@@ -104,12 +104,15 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[OUTCOME] = outcome = Outcome()
     started = time.monotonic()
     services.metrics.in_flight.inc()
+    services.in_flight += 1
     response: web.StreamResponse | None = None
     try:
         response = await _render(request, handler)
         return response
     finally:
         services.metrics.in_flight.dec()
+        services.in_flight -= 1
+        services.served += 1
         _account(request, services, outcome, response, time.monotonic() - started)
 
 
@@ -208,7 +211,13 @@ def _services(
         )
         metrics.watch_lanes(lambda: lanes.snapshot().waiting, lambda: _image_lanes_busy(lanes))
         app[SERVICES] = Services(settings, upstream, lanes, store, _secret(settings), metrics)
-        refresher = asyncio.create_task(_refresh_cache_gauges(store, metrics))
+        services = app[SERVICES]
+        housekeeping = {
+            asyncio.create_task(_refresh_cache_gauges(store, metrics)),
+            asyncio.create_task(
+                heap.trim_when_idle(lambda: services.in_flight, lambda: services.served)
+            ),
+        }
         app[READY]["ready"] = True
         try:
             yield
@@ -217,8 +226,8 @@ def _services(
             # Calls still finishing upstream for clients that left get what is left of the
             # shutdown grace (aiohttp spent the rest on open requests), then are cancelled.
             left = app[SHUTDOWN_DEADLINE].get("at", 0.0) - time.monotonic()
-            await _finish(app[SERVICES].background, max(0.0, left))
-            await _finish({refresher}, 0.0)
+            await _finish(services.background, max(0.0, left))
+            await _finish(housekeeping, 0.0)
             if store is not None:
                 await store.close()
             await upstream.close()

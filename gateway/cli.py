@@ -119,7 +119,7 @@ async def cache_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway import logs
+    from gateway import heap, logs
     from gateway.app import create_app
 
     server = {
@@ -135,6 +135,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     if server:
         settings = settings.replace("server", **server)
     logs.configure(settings.server.log_format, settings.server.log_level)
+    heap.tune()
     # `*_created` series double every counter and only clutter Grafana.
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     loop_factory = _uvloop_factory()

@@ -27,6 +27,8 @@ import binascii
 import hashlib
 from types import ModuleType
 
+Buffer = bytes | bytearray  # a request body, as read or preallocated
+
 _simd: ModuleType | None
 try:  # optional accelerator (the `fast` extra): SIMD base64, same results, faster
     import pybase64 as _simd
@@ -49,7 +51,7 @@ _PAD = 0x3D  # "="
 # Padding allowed for each remainder of the unpadded length modulo 4.
 _PADS_OK = {0: (0,), 2: (0, 2), 3: (0, 1)}
 
-_Span = tuple[bytes, int, int]
+_Span = tuple[Buffer, int, int]
 
 
 def image_fingerprint(data: str) -> str:
@@ -57,7 +59,7 @@ def image_fingerprint(data: str) -> str:
     return image_fingerprint_buffer(data.encode("utf-8", "surrogatepass"))
 
 
-def image_fingerprint_buffer(buf: bytes, start: int = 0, end: int | None = None) -> str:
+def image_fingerprint_buffer(buf: Buffer, start: int = 0, end: int | None = None) -> str:
     """`image_fingerprint` of the UTF-8 text `buf[start:end]`, read in place if it can be."""
     stop = len(buf) if end is None else end
     plain = plain_image_fingerprint(buf, start, stop)
@@ -73,7 +75,7 @@ def image_fingerprint_buffer(buf: bytes, start: int = 0, end: int | None = None)
     return IMAGE_PREFIX + digest.hexdigest()
 
 
-def plain_image_fingerprint(buf: bytes, start: int = 0, end: int | None = None) -> str | None:
+def plain_image_fingerprint(buf: Buffer, start: int = 0, end: int | None = None) -> str | None:
     """The fingerprint of text free of whitespace and backslashes, else None.
 
     None also when the text holds a backslash, so a caller holding raw JSON can tell it
@@ -102,7 +104,7 @@ def file_fingerprint(uri: str) -> str:
     return FILE_PREFIX + hashlib.sha256(uri.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _looks_urlsafe(buf: bytes, start: int, end: int) -> bool:
+def _looks_urlsafe(buf: Buffer, start: int, end: int) -> bool:
     """Rule 2 guessed from the first chunk; the caller checks the rest as it hashes."""
     probe = min(end, start + _CHUNK)
     if any(buf.find(byte, start, probe) != -1 for byte in _STANDARD):
@@ -112,7 +114,7 @@ def _looks_urlsafe(buf: bytes, start: int, end: int) -> bool:
     return not _is_standard(buf, start, end)
 
 
-def _to_standard(chunk: bytes) -> bytes:
+def _to_standard(chunk: Buffer) -> Buffer:
     """A chunk of whole quanta, URL-safe to standard alphabet.
 
     With pybase64 a SIMD decode and re-encode is ~4x faster than the stdlib, where two
@@ -127,15 +129,15 @@ def _to_standard(chunk: bytes) -> bytes:
     return _to_standard_stdlib(chunk)
 
 
-def _to_standard_stdlib(chunk: bytes) -> bytes:
+def _to_standard_stdlib(chunk: Buffer) -> Buffer:
     return chunk.replace(b"-", b"+").replace(b"_", b"/")
 
 
-def _is_urlsafe_tail(tail: bytes) -> bool:
+def _is_urlsafe_tail(tail: Buffer) -> bool:
     return not any(byte in tail for byte in _STANDARD)
 
 
-def _is_standard(buf: bytes, start: int, end: int) -> bool:
+def _is_standard(buf: Buffer, start: int, end: int) -> bool:
     """True unless the text must be read as URL-safe (rule 2); `+` or `/` come early."""
     if any(buf.find(byte, start, end) != -1 for byte in _STANDARD):
         return True

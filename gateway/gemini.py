@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.fingerprint import (
+    Buffer,
     file_fingerprint,
     image_fingerprint,
     image_fingerprint_buffer,
@@ -76,7 +77,7 @@ class ParsedBody:
     image_bytes: int = 0
 
 
-def parse_body(body: bytes) -> ParsedBody:
+def parse_body(body: Buffer) -> ParsedBody:
     """Fingerprints and canonical form of a generate body; never raises on bad input."""
     tree = _load(body)
     if not isinstance(tree, dict):
@@ -108,7 +109,7 @@ def cache_key(*, operation: str, api_version: str, model: str, scope: str, canon
 class _Blob:
     """A JSON string left in the body bytes: fingerprinted in place or decoded on demand."""
 
-    body: bytes
+    body: Buffer
     start: int  # just past the opening quote
     end: int  # at the closing quote
 
@@ -149,7 +150,7 @@ class _Feeder:
         return self.blobs[self.used - 1]
 
 
-def _load(body: bytes) -> object:
+def _load(body: Buffer) -> object:
     """`json.loads` of the body with large inline data cut out; None if not JSON."""
     try:
         encoding = json.detect_encoding(body)
@@ -164,7 +165,7 @@ def _load(body: bytes) -> object:
         return None
 
 
-def _loads(data: bytes, encoding: str, hook: _Feeder | None) -> object:
+def _loads(data: Buffer, encoding: str, hook: _Feeder | None) -> object:
     """Decode strictly first: `json.loads(bytes)` uses a much slower error handler."""
     try:
         text = data.decode(encoding)
@@ -173,7 +174,7 @@ def _loads(data: bytes, encoding: str, hook: _Feeder | None) -> object:
     return json.loads(text, parse_constant=hook)
 
 
-def _find_blobs(body: bytes) -> list[_Blob]:
+def _find_blobs(body: Buffer) -> list[_Blob]:
     """Every large `"data": "..."` string value, in document order.
 
     In valid JSON a match is always a real key and its value string: the quote after
@@ -198,7 +199,7 @@ def _find_blobs(body: bytes) -> list[_Blob]:
     return blobs
 
 
-def _string_end(body: bytes, pos: int) -> int:
+def _string_end(body: Buffer, pos: int) -> int:
     """Offset of the quote closing the JSON string whose content starts at pos, or -1."""
     end = body.find(b'"', pos)
     while end > 0:
@@ -211,7 +212,7 @@ def _string_end(body: bytes, pos: int) -> int:
     return end
 
 
-def _value_string_start(body: bytes, pos: int) -> int:
+def _value_string_start(body: Buffer, pos: int) -> int:
     """Offset just past the `"` of a `: "` at pos (JSON whitespace allowed), else -1."""
     pos = _skip_ws(body, pos)
     if body[pos : pos + 1] != b":":
@@ -220,15 +221,15 @@ def _value_string_start(body: bytes, pos: int) -> int:
     return pos + 1 if body[pos : pos + 1] == b'"' else -1
 
 
-def _skip_ws(body: bytes, pos: int) -> int:
+def _skip_ws(body: Buffer, pos: int) -> int:
     while pos < len(body) and body[pos] in _JSON_WS:
         pos += 1
     return pos
 
 
-def _skeleton(body: bytes, blobs: list[_Blob]) -> bytes:
+def _skeleton(body: Buffer, blobs: list[_Blob]) -> bytes:
     """The body with each blob's string token (quotes included) replaced by NaN."""
-    pieces: list[bytes] = []
+    pieces: list[Buffer] = []
     prev = 0
     for blob in blobs:
         pieces += (body[prev : blob.start - 1], b"NaN")

@@ -28,11 +28,12 @@ from gateway.lanes import Held, Lanes, QueueRejected
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.proxy import request_headers, target
-from gateway.relay import Relayed, relay
+from gateway.relay import SMALL_BODY, Relayed, relay
 from gateway.routing import Route
 from gateway.upstream import Upstream
 
 OFF_LOOP_BYTES = 1024 * 1024
+REPLAY_SLICE = 256 * 1024
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
 _CACHE_HEADER = "x-gateway-cache"
 _WAIT_HEADER = "x-gateway-queue-wait-ms"
@@ -52,6 +53,8 @@ class Services:
     metrics: Metrics
     rotation: dict[str, int] = field(default_factory=dict)
     background: set[asyncio.Task[web.StreamResponse]] = field(default_factory=set)
+    in_flight: int = 0
+    served: int = 0
 
     def forget(self, task: asyncio.Task[web.StreamResponse]) -> None:
         """Done-callback: drop the task; mark its error retrieved (its client may be gone)."""
@@ -87,10 +90,13 @@ class Outcome:
 OUTCOME = web.RequestKey("outcome", Outcome)
 
 
+Body = bytes | bytearray
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     route: Route
-    body: bytes
+    body: Body
     fingerprints: tuple[str, ...]
     key: str | None
     directives: Directives
@@ -174,19 +180,20 @@ async def _prepare(request: web.Request, route: Route, services: Services) -> Ca
         raise bad_request(str(exc), "BAD_CACHE_DIRECTIVE") from None
     body = await _read_body(request, settings.server.max_body_bytes)
     request[OUTCOME].bytes_in = len(body)
+    serialize = matches(route.model, settings.lanes.models)
+    may_cache = (
+        services.store is not None
+        and not directives.no_store
+        and matches(route.model, settings.cache.models)
+    )
+    if not (serialize or may_cache):  # nothing would use the parse
+        return Call(route, body, (), None, directives, serialize)
     if len(body) > OFF_LOOP_BYTES:
         parsed = await asyncio.to_thread(gemini.parse_body, body)
     else:
         parsed = gemini.parse_body(body)
-    serialize = matches(route.model, settings.lanes.models)
     key = None
-    cacheable = (
-        services.store is not None
-        and not directives.no_store
-        and parsed.canonical is not None
-        and matches(route.model, settings.cache.models)
-    )
-    if cacheable and parsed.canonical is not None:
+    if may_cache and parsed.canonical is not None:
         scope = auth.scope(services.secret, auth.credential(request))
         key = gemini.cache_key(
             operation=_operation(request, route),
@@ -220,13 +227,28 @@ def _variant(services: Services, key: str, variants: int) -> str:
     return f"{key}#{turn % variants}"
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
+async def _read_body(request: web.Request, limit: int) -> Body:
+    """The whole body, bounded. A large one with a Content-Length is read straight into
+    one buffer of that size: `request.read()` would hold three or four copies of it."""
+    length = request.content_length
+    if length is not None and length > limit:
         raise body_too_large(limit)
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise body_too_large(limit) from None
+    if length is None or length < OFF_LOOP_BYTES:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise body_too_large(limit) from None
+    buffer = bytearray(length)
+    with memoryview(buffer) as view:
+        filled = 0
+        async for chunk, _ in request.content.iter_chunks():
+            if filled + len(chunk) > length:
+                raise bad_request("The body is longer than its Content-Length.", "BAD_LENGTH")
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+    if filled != length:
+        raise bad_request("The body is shorter than its Content-Length.", "BAD_LENGTH")
+    return buffer
 
 
 async def _lookup(services: Services, call: Call) -> Entry | None:
@@ -269,12 +291,18 @@ async def _replay(
         headers[_WAIT_HEADER] = f"{outcome.queue_wait_ms:.0f}"
     size = sum(map(len, entry.chunks))
     services.metrics.cache_saved_bytes.inc(size)
-    if entry.kind == "body":
+    outcome.bytes_out = size
+    if entry.kind == "body" and size <= SMALL_BODY:
         return web.Response(status=entry.status, body=entry.chunks[0], headers=headers)
+    # Large answers go out in slices of the stored bytes: one `web.Response` would first
+    # join headers and body into a new multi-megabyte buffer.
     out = web.StreamResponse(status=entry.status, headers=headers)
+    out.content_length = size
     await out.prepare(request)
     for chunk in entry.chunks:
-        await out.write(chunk)
+        view = memoryview(chunk)
+        for start in range(0, len(view), REPLAY_SLICE):
+            await out.write(view[start : start + REPLAY_SLICE])
     await out.write_eof()
     return out
 

@@ -15,7 +15,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from gateway.config import UpstreamSettings
 from gateway.errors import UpstreamFailure
 
-Body = bytes | AsyncIterable[bytes] | None
+Body = bytes | bytearray | AsyncIterable[bytes] | None
 
 # RFC 9110 section 7.6.1: connection-specific fields a proxy must not forward.
 HOP_BY_HOP = frozenset(
@@ -132,7 +132,7 @@ class Upstream:
 
 
 def _is_stream(body: Body) -> bool:
-    return body is not None and not isinstance(body, bytes)
+    return body is not None and not isinstance(body, bytes | bytearray)
 
 
 def _describe(exc: BaseException) -> str:

@@ -511,3 +511,16 @@ def test_equivalent_bodies_share_a_key_and_different_ones_do_not() -> None:
     other = request(snake=False, schema=SCHEMA_CAMEL)
     other["contents"][0]["parts"][1] = inline(b64(2))
     assert key(other) != key(request(snake=False, schema=SCHEMA_CAMEL))
+
+
+def test_a_preallocated_bytearray_body_parses_like_bytes() -> None:
+    """The pipeline reads large bodies into one bytearray; parsing must not care."""
+    import base64 as b64
+    import json as js
+
+    image = b64.urlsafe_b64encode(bytes(range(256)) * 5000).decode()
+    body = js.dumps(
+        {"contents": [{"parts": [{"inline_data": {"mime_type": "image/png", "data": image}}]}]}
+    ).encode()
+    assert parse_body(bytearray(body)) == parse_body(body)
+    assert parse_body(bytearray(body)).fingerprints
