@@ -257,7 +257,11 @@ async def _open_store(settings: Settings, metrics: Metrics) -> Store | None:
     if cache.backend == "off":
         return None
     store = open_store(
-        cache.backend, dir=cache.dir, max_bytes=cache.max_bytes, ttl_seconds=cache.ttl_seconds
+        cache.backend,
+        dir=cache.dir,
+        max_bytes=cache.max_bytes,
+        ttl_seconds=cache.ttl_seconds,
+        memory_bytes=cache.memory_bytes,
     )
     try:
         await store.stats()  # opens the backend now, so a bad directory shows at start-up

@@ -128,6 +128,7 @@ class CacheSettings:
     backend: str = "disk"
     dir: str = field(default_factory=_default_cache_dir)
     max_bytes: int = 2 << 30
+    memory_bytes: int = 256 << 20
     ttl_seconds: float = 7 * 24 * 3600.0
     models: tuple[str, ...] = ("*",)
     secret: str = ""
@@ -140,6 +141,7 @@ class CacheSettings:
             "must be disk, memory or off",
         )
         _check(self.max_bytes >= 1, "cache.max_bytes", self.max_bytes, "must be >= 1")
+        _check(self.memory_bytes >= 0, "cache.memory_bytes", self.memory_bytes, "must be >= 0")
         _check(self.ttl_seconds > 0, "cache.ttl_seconds", self.ttl_seconds, "must be > 0")
         _check(
             not self.secret or len(self.secret) >= 16,

@@ -202,7 +202,7 @@ async def test_disk_cache_survives_a_restart(tmp_path: Path) -> None:
 
 
 async def test_corrupt_store_never_fails_a_request(tmp_path: Path) -> None:
-    disk = {"backend": "disk", "dir": str(tmp_path)}
+    disk = {"backend": "disk", "dir": str(tmp_path), "memory_bytes": 0}
     body = generate_body("corrupt me")
     # An answer large enough for diskcache to keep it in a value file.
     async with gateway_stack(EmulatorConfig(answer_image_bytes=50_000), cache=disk) as stack:

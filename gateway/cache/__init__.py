@@ -10,6 +10,7 @@ from gateway.cache.base import CacheError, CorruptEntry, PurgeFilter, Store, Sto
 from gateway.cache.disk import DiskStore
 from gateway.cache.entry import Entry, EntryMeta, decode, encode, peek_meta
 from gateway.cache.memory import MemoryStore
+from gateway.cache.tiered import TieredStore
 
 __all__ = [
     "CacheError",
@@ -21,6 +22,7 @@ __all__ = [
     "PurgeFilter",
     "Store",
     "StoreStats",
+    "TieredStore",
     "decode",
     "encode",
     "open_store",
@@ -28,15 +30,19 @@ __all__ = [
 ]
 
 
-def open_store(backend: str, *, dir: str, max_bytes: int, ttl_seconds: float) -> Store:
-    """The store for a configured backend: "disk" or "memory" ("off" is the caller's).
+def open_store(
+    backend: str, *, dir: str, max_bytes: int, ttl_seconds: float, memory_bytes: int = 0
+) -> Store:
+    """The store for a configured backend: "disk" or "memory" ("off" is the caller's);
+    a disk store gets an in-memory front of `memory_bytes` when that is not 0.
 
     Does no blocking I/O: a disk store opens on its own worker thread, and an unusable
     directory surfaces as ``CacheError`` on first use (``await store.stats()`` at
     startup makes that loud).
     """
     if backend == "disk":
-        return DiskStore(dir, max_bytes, ttl_seconds)
+        disk = DiskStore(dir, max_bytes, ttl_seconds)
+        return TieredStore(min(memory_bytes, max_bytes), disk) if memory_bytes > 0 else disk
     if backend == "memory":
         return MemoryStore(max_bytes, ttl_seconds)
     raise ValueError(f"unknown cache backend {backend!r}; expected 'disk' or 'memory'")
