@@ -33,7 +33,7 @@ from gateway.routing import Route
 from gateway.upstream import Upstream
 
 OFF_LOOP_BYTES = 1024 * 1024
-REPLAY_SLICE = 256 * 1024
+FIRST_SLICE = 16 * 1024
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
 _CACHE_HEADER = "x-gateway-cache"
 _WAIT_HEADER = "x-gateway-queue-wait-ms"
@@ -294,15 +294,16 @@ async def _replay(
     outcome.bytes_out = size
     if entry.kind == "body" and size <= SMALL_BODY:
         return web.Response(status=entry.status, body=entry.chunks[0], headers=headers)
-    # Large answers go out in slices of the stored bytes: one `web.Response` would first
-    # join headers and body into a new multi-megabyte buffer.
+    # Large answers go out as views of the stored bytes. The first write is small: aiohttp
+    # joins it with the headers, and one `web.Response` would join the whole body.
     out = web.StreamResponse(status=entry.status, headers=headers)
     out.content_length = size
     await out.prepare(request)
     for chunk in entry.chunks:
         view = memoryview(chunk)
-        for start in range(0, len(view), REPLAY_SLICE):
-            await out.write(view[start : start + REPLAY_SLICE])
+        await out.write(view[:FIRST_SLICE])
+        if len(view) > FIRST_SLICE:
+            await out.write(view[FIRST_SLICE:])
     await out.write_eof()
     return out
 
