@@ -115,13 +115,14 @@ async def handle(request: web.Request, route: Route, services: Services) -> web.
                 outcome.cache = "hit"
                 return await _replay(request, entry, services, outcome)
             outcome.cache = "miss"
+        keys = _lane_keys(call)
         lanes = contextlib.AsyncExitStack()
-        held = await _wait_for_lanes(lanes, call, services)
+        waited = (await _wait_for_lanes(lanes, keys, call, services)).wait_seconds if keys else 0.0
         if call.serialize:
-            outcome.queue_wait_ms = held.wait_seconds * 1000
-            services.metrics.queue_wait.labels(services.metrics.model(route.model)).observe(
-                held.wait_seconds
-            )
+            outcome.queue_wait_ms = waited * 1000
+            services.metrics.queue_wait.labels(services.metrics.model(route.model)).observe(waited)
+        if not keys:  # no lane to keep until the upstream answer is complete
+            return await _while_holding(lanes, request, call, services, outcome)
         # From here the call keeps its lanes until the upstream answer is complete, even
         # if the client leaves: the model goes on generating, and releasing the lane early
         # would let the next call overlap it upstream, the very thing lanes prevent. The
@@ -135,10 +136,16 @@ async def handle(request: web.Request, route: Route, services: Services) -> web.
             services.metrics.cache_lookups.labels(outcome.cache).inc()
 
 
-async def _wait_for_lanes(lanes: contextlib.AsyncExitStack, call: Call, services: Services) -> Held:
+def _lane_keys(call: Call) -> tuple[str, ...]:
     keys = call.fingerprints if call.serialize else ()
     if call.key is not None and not call.directives.no_cache:  # a refresh need not coalesce
         keys += (CACHE_LANE_PREFIX + call.key,)
+    return keys
+
+
+async def _wait_for_lanes(
+    lanes: contextlib.AsyncExitStack, keys: tuple[str, ...], call: Call, services: Services
+) -> Held:
     try:
         return await lanes.enter_async_context(services.lanes.hold(keys, size=len(call.body)))
     except QueueRejected as exc:
