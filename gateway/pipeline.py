@@ -77,11 +77,11 @@ class Outcome:
     bytes_out: int | None = None
 
     def relayed(self, relayed: Relayed) -> None:
-        """Record an answer relayed from the upstream (a cut stream is a reset)."""
+        """Record an answer relayed from the upstream (a cut stream is a failure)."""
         self.upstream_status = relayed.response.status
         self.bytes_out = relayed.bytes_out
-        if not relayed.complete:
-            self.failure = "reset"
+        if relayed.broken is not None:
+            self.failure = relayed.broken
 
     def count_retry(self) -> None:
         self.retries += 1

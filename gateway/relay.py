@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from gateway.errors import FailureKind
 from gateway.upstream import Upstream, end_to_end
 
 SMALL_BODY = 256 * 1024
@@ -29,8 +30,12 @@ _RESPONSE_DROP = frozenset({"content-length"})
 class Relayed:
     response: web.StreamResponse
     bytes_out: int
-    complete: bool
     first_byte_seconds: float | None
+    broken: FailureKind | None = None  # why the upstream stream ended early, if it did
+
+    @property
+    def complete(self) -> bool:
+        return self.broken is None
 
 
 def response_headers(
@@ -65,7 +70,7 @@ async def relay(
         if sink is not None:
             sink(body)
         small = web.Response(status=resp.status, reason=resp.reason, body=body, headers=headers)
-        return Relayed(small, len(body), True, time.monotonic() - started)
+        return Relayed(small, len(body), time.monotonic() - started)
     out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers)
     if length is not None:
         out.content_length = length
@@ -83,9 +88,9 @@ async def relay(
         if first is None:
             raise upstream.failure(exc) from None
         _abort(request)
-        return Relayed(out, client.sent, False, first)
+        return Relayed(out, client.sent, first, upstream.failure(exc).kind)
     await client.finish()
-    return Relayed(out, client.sent, True, first)
+    return Relayed(out, client.sent, first)
 
 
 class _Client:

@@ -10,6 +10,7 @@ import pytest
 from multidict import CIMultiDict
 from structlog.testing import capture_logs
 
+from tests.emulator import EmulatorConfig
 from tests.emulator.bodies import KEY_HEADERS, generate_body, reference_png
 from tests.harness import Stack, gateway_stack, serve
 
@@ -282,3 +283,15 @@ async def test_absolute_form_targets_are_forwarded_by_path() -> None:
         writer.close()
         assert response.startswith(b"HTTP/1.1 200")
         assert stack.emulator.records[-1].path == f"/v1beta/models/{MODEL}:generateContent"
+
+
+async def test_a_stream_that_stalls_midway_is_cut_and_counted_as_a_timeout() -> None:
+    config = EmulatorConfig(stream_events=3, stream_event_delay=1.0)
+    async with gateway_stack(
+        config, cache={"backend": "off"}, upstream={"read_timeout_seconds": 0.3}
+    ) as stack:
+        path = f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await raw(stack.url, path, generate_body("stall"))
+        assert stack.metric("gemini_gateway_upstream_errors_total", kind="timeout") == 1
+        assert stack.metric("gemini_gateway_upstream_errors_total", kind="reset") == 0
