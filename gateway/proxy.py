@@ -2,9 +2,9 @@
 
 The Files API answers an upload start with `X-Goog-Upload-URL` on Google's host; left as
 is, the SDK would send the bytes straight there, bypassing the gateway. We rewrite it to
-`/_gateway/upload/<signed origin>/<path>` on the gateway, and forward the chunks to the
-original URL. The origin is signed with the gateway secret so the route cannot be used
-as an open proxy to arbitrary hosts.
+`/_gateway/upload/<origin>.<mac>/<path?query>` on the gateway, and forward the chunks to
+the original URL. The MAC (keyed with the gateway secret) covers origin, path and query,
+so the route opens exactly the URLs Google issued and is no open proxy.
 """
 
 from __future__ import annotations
