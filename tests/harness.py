@@ -8,13 +8,16 @@ google-genai client can call them without blocking the loop that serves it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from prometheus_client import CollectorRegistry
 
 from gateway.admin import SERVICES
@@ -22,6 +25,7 @@ from gateway.app import create_app
 from gateway.config import Settings, load_settings
 from gateway.pipeline import Services
 from tests.emulator import Emulator, EmulatorConfig, run_emulator
+from tests.emulator.bodies import KEY_HEADERS
 
 
 @dataclass
@@ -107,3 +111,34 @@ def threaded_stack(
 
 async def _wait(future: asyncio.Future[Stack]) -> Stack:
     return await future
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+async def fetch(
+    url: str,
+    body: bytes = b"",
+    *,
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+    timeout: float | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> Answer:
+    """One request read to the end, bytes as sent (no decompression); the test API key
+    unless `headers` are given."""
+    async with contextlib.AsyncExitStack() as stack:
+        if session is None:
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    auto_decompress=False, timeout=aiohttp.ClientTimeout(total=timeout)
+                )
+            )
+        resp = await stack.enter_async_context(
+            session.request(method, url, data=body or None, headers=headers or KEY_HEADERS)
+        )
+        return Answer(resp.status, CIMultiDict(resp.headers), await resp.read())

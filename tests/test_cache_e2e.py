@@ -16,7 +16,7 @@ from multidict import CIMultiDict
 from gateway.cli import main as cli_main
 from tests.emulator import EmulatorConfig
 from tests.emulator.bodies import KEY_HEADERS, generate_body, reference_png
-from tests.harness import Stack, gateway_stack
+from tests.harness import Stack, fetch, gateway_stack
 
 MODEL = "gemini-2.5-flash"
 NB2 = "gemini-3.1-flash-image-preview"
@@ -27,11 +27,8 @@ async def post(
     stack: Stack, path: str, body: bytes, **headers: str
 ) -> tuple[int, CIMultiDict[str], bytes]:
     merged = {**KEY_HEADERS, **{k.replace("_", "-"): v for k, v in headers.items()}}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(stack.url + path, data=body, headers=merged) as resp,
-    ):
-        return resp.status, CIMultiDict(resp.headers), await resp.read()
+    answer = await fetch(stack.url + path, body, headers=merged)
+    return answer.status, answer.headers, answer.body
 
 
 def gen(model: str = MODEL, version: str = "v1beta") -> str:

@@ -13,10 +13,11 @@ from collections import defaultdict
 import aiohttp
 from google import genai
 from google.genai import types
+from multidict import CIMultiDict
 
 from tests.emulator import EmulatorConfig, character_of, overlapping_pairs
 from tests.emulator.bodies import KEY_HEADERS, generate_body, image_digest, reference_png
-from tests.harness import Stack, gateway_stack
+from tests.harness import Stack, fetch, gateway_stack
 
 NB2 = "gemini-3.1-flash-image-preview"
 PRO = "gemini-3-pro-image-preview"
@@ -52,16 +53,11 @@ async def test_nano_banana_2_characters_are_consistent_only_through_the_gateway(
 
 async def post(
     stack: Stack, model: str, body: bytes, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{stack.url}/v1beta/models/{model}:generateContent",
-            data=body,
-            headers=headers or KEY_HEADERS,
-        ) as resp,
-    ):
-        return resp.status, dict(resp.headers), await resp.read()
+) -> tuple[int, CIMultiDict[str], bytes]:
+    answer = await fetch(
+        f"{stack.url}/v1beta/models/{model}:generateContent", body, headers=headers
+    )
+    return answer.status, answer.headers, answer.body
 
 
 async def test_other_models_and_unrelated_images_run_in_parallel() -> None:

@@ -11,7 +11,6 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -31,19 +30,12 @@ from gateway.metrics import (
     serve_metrics,
 )
 from tests.emulator.bodies import KEY_HEADERS, generate_body, image_digest, reference_png
-from tests.harness import Stack, gateway_stack
+from tests.harness import Answer, Stack, fetch, gateway_stack
 
 FLASH = "gemini-2.5-flash"
 NB2 = "gemini-3.1-flash-image-preview"
 UNCONFIGURED = "gemini-2.0-flash"  # the emulator knows it; metrics.models does not list it
 NO_CACHE = {"backend": "off"}
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
 
 
 async def call(
@@ -56,16 +48,12 @@ async def call(
     timeout: float | None = None,
 ) -> Answer:
     action = "streamGenerateContent?alt=sse" if stream else "generateContent"
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with (
-        aiohttp.ClientSession(timeout=client_timeout) as session,
-        session.post(
-            f"{stack.url}/v1beta/models/{model}:{action}",
-            data=generate_body(prompt, *images),
-            headers={**KEY_HEADERS, **(headers or {})},
-        ) as resp,
-    ):
-        return Answer(resp.status, dict(resp.headers), await resp.read())
+    return await fetch(
+        f"{stack.url}/v1beta/models/{model}:{action}",
+        generate_body(prompt, *images),
+        headers={**KEY_HEADERS, **(headers or {})},
+        timeout=timeout,
+    )
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 from gateway.config import MetricsSettings
 from gateway.metrics import Metrics
 from tests.emulator.bodies import KEY_HEADERS, generate_body, reference_png
-from tests.harness import Stack, gateway_stack
+from tests.harness import Stack, fetch, gateway_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "dashboards" / "gemini-gateway.json"
@@ -309,13 +309,13 @@ async def post(
     headers: dict[str, str] | None = None,
 ) -> int:
     action = "streamGenerateContent?alt=sse" if stream else "generateContent"
-    async with session.post(
+    answer = await fetch(
         f"{stack.url}/v1beta/models/{model}:{action}",
-        data=generate_body(prompt, *images),
+        generate_body(prompt, *images),
         headers={**KEY_HEADERS, **(headers or {})},
-    ) as resp:
-        await resp.read()
-        return resp.status
+        session=session,
+    )
+    return answer.status
 
 
 async def drive(session: aiohttp.ClientSession, stack: Stack, round_: int) -> list[int]:

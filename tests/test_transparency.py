@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from tests.emulator import EmulatorConfig
 from tests.emulator.bodies import KEY_HEADERS, generate_body, reference_png
-from tests.harness import Stack, gateway_stack, serve
+from tests.harness import Stack, fetch, gateway_stack, serve
 
 MODEL = "gemini-2.5-flash"
 NB2 = "gemini-3.1-flash-image-preview"
@@ -25,13 +25,8 @@ async def raw(
     method: str = "POST",
     headers: dict[str, str] | None = None,
 ) -> tuple[int, CIMultiDict[str], bytes]:
-    async with (
-        aiohttp.ClientSession(auto_decompress=False) as session,
-        session.request(
-            method, url + path, data=body or None, headers=headers or KEY_HEADERS
-        ) as resp,
-    ):
-        return resp.status, CIMultiDict(resp.headers), await resp.read()
+    answer = await fetch(url + path, body, method=method, headers=headers)
+    return answer.status, answer.headers, answer.body
 
 
 async def both(
